@@ -1,0 +1,1 @@
+"""One module per `notifyd` verb; each exposes `command` (typer) and a docstring as help."""

@@ -1,0 +1,33 @@
+"""Show the latest notifications, as the watcher recorded them (with or without URLs)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+
+from notifyd import sender
+from notifyd.commands.common import context
+
+
+def command(
+    count: int = typer.Option(20, "-n", "--count", min=1, help="How many to show, newest last."),
+    as_json: bool = typer.Option(False, "--json", help="Print them as JSON lines."),
+) -> int:
+    paths, _host = context()
+    records = sender.read_inbox(paths.inbox_dir)[-count:]
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(record))
+        return 0
+    if not records:
+        typer.echo("the inbox is empty: no job has finished since the watcher started "
+                   "(check it runs: notifyd status)")
+        return 0
+    for record in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("time", 0))))
+        typer.echo(f"[{when}] {record.get('title', '')}")
+        for line in str(record.get("body", "")).splitlines():
+            typer.echo(f"    {line}")
+    return 0

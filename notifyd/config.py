@@ -1,0 +1,208 @@
+"""The configuration file: INI, every key with a default, nothing unknown allowed.
+
+    [notify]
+    urls =
+        discord://WEBHOOK_ID/WEBHOOK_TOKEN
+
+The file holds secrets (webhook tokens, passwords), so one that holds URLs and
+is readable by group or others is refused, not read. See notifyd.conf.example
+for every key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from notifyd.errors import ExitStatus, NotifydError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
+_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(k|kb|m|mb|g|gb)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+
+
+def parse_duration(text: str) -> float:
+    """'1s', '500ms', '2m', '1.5h', '3d' or a bare number of seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("a duration such as 500ms, 1s, 2m, 1h or 3d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError("a size such as 500k, 1M or 1G")
+    unit = match.group(2).lower() if match.group(2) else None
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        value = parse(text)
+        if value <= 0:
+            raise ValueError("a value above zero")
+        return value
+
+    return check
+
+
+def _urls(text: str) -> tuple[str, ...]:
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def _paths(text: str) -> tuple[str, ...]:
+    return tuple(os.path.expanduser(p) for p in _urls(text))
+
+
+def _optional_path(text: str) -> str:
+    return os.path.expanduser(text.strip())
+
+
+# section -> key -> (parser, default text, expected form for error messages)
+SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
+    "notify": {
+        "urls": (_urls, ""),
+        "apprise_config": (_paths, ""),
+    },
+    "watcher": {
+        "poll_interval": (_positive(parse_duration), "1s"),
+        "lease_timeout": (_positive(parse_duration), "60s"),
+        "retry_initial": (_positive(parse_duration), "10s"),
+        "retry_max": (_positive(parse_duration), "10m"),
+        "retry_for": (_positive(parse_duration), "48h"),
+        "log_max_size": (_positive(parse_size), "1M"),
+    },
+    "legacy": {
+        "pingchilling": (_optional_path, "~/.pingchilling"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    urls: tuple[str, ...]
+    apprise_configs: tuple[str, ...]
+    poll_interval: float
+    lease_timeout: float
+    retry_initial: float
+    retry_max: float
+    retry_for: float
+    log_max_size: int
+    legacy_file: str  # '' turns reading ~/.pingchilling off
+
+    @property
+    def pushes(self) -> bool:
+        """True when some URL or Apprise config file is configured."""
+        return bool(self.urls or self.apprise_configs)
+
+
+def _refuse_if_readable(path: Path, what: str) -> None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        who = "group and others" if mode & stat.S_IRGRP and mode & stat.S_IROTH else (
+            "its group" if mode & stat.S_IRGRP else "others")
+        raise NotifydError(
+            f"refusing to read {path}: readable by {who} and it holds {what}; "
+            f"run: chmod 600 {path}",
+            ExitStatus.CONFIG,
+        )
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and check the config file; a missing file means every default."""
+    env = os.environ if env is None else env
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    try:
+        with path.open(encoding="utf-8") as f:
+            parser.read_file(f)
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotifydError(f"cannot read {path}: {exc}; check the file exists and is yours",
+                           ExitStatus.CONFIG) from None
+    except configparser.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise NotifydError(f"{path} is not a valid INI file: {first}; "
+                           "see notifyd.conf.example for the format", ExitStatus.CONFIG) from None
+
+    values: dict[str, Any] = {}
+    for section in parser.sections():
+        if section not in SCHEMA:
+            raise NotifydError(
+                f"{path}: unknown section [{section}]; known sections: "
+                + ", ".join(f"[{s}]" for s in SCHEMA),
+                ExitStatus.CONFIG,
+            )
+        for key in parser[section]:
+            if key not in SCHEMA[section]:
+                raise NotifydError(
+                    f"{path}: unknown key {key!r} in [{section}]; known keys there: "
+                    + ", ".join(SCHEMA[section]),
+                    ExitStatus.CONFIG,
+                )
+    for section, keys in SCHEMA.items():
+        for key, (parse, default) in keys.items():
+            raw = parser.get(section, key, fallback=default)
+            try:
+                values[key] = parse(raw)
+            except ValueError as exc:
+                raise NotifydError(
+                    f"{path}: [{section}] {key} = {raw!r} is not valid: expected {exc}",
+                    ExitStatus.CONFIG,
+                ) from None
+
+    if values["lease_timeout"] < 3 * values["poll_interval"]:
+        raise NotifydError(
+            f"{path}: [watcher] lease_timeout ({values['lease_timeout']:g}s) must be at least three "
+            f"times poll_interval ({values['poll_interval']:g}s), or a busy watcher loses its lease",
+            ExitStatus.CONFIG,
+        )
+    if values["retry_max"] < values["retry_initial"]:
+        raise NotifydError(
+            f"{path}: [watcher] retry_max ({values['retry_max']:g}s) is below retry_initial "
+            f"({values['retry_initial']:g}s); raise retry_max",
+            ExitStatus.CONFIG,
+        )
+    if values["urls"]:
+        _refuse_if_readable(path, "notification URLs")
+    # Apprise's own ways to name URLs: both honoured, both checked the same way.
+    env_urls = tuple(u for u in re.split(r"[\s,]+", env.get("APPRISE_URLS", "")) if u)
+    configs = tuple(values["apprise_config"])
+    if env.get("APPRISE_CONFIG_PATH"):
+        configs += tuple(p for p in re.split(r"[\s;|]+", env["APPRISE_CONFIG_PATH"]) if p)
+    for cfg in configs:
+        cfg_path = Path(cfg)
+        if not cfg_path.is_file():
+            raise NotifydError(
+                f"{path}: Apprise config file {cfg} does not exist; fix [notify] apprise_config "
+                "or APPRISE_CONFIG_PATH",
+                ExitStatus.CONFIG,
+            )
+        _refuse_if_readable(cfg_path, "notification URLs (Apprise config)")
+
+    return Config(
+        source=path,
+        urls=values["urls"] + env_urls,
+        apprise_configs=configs,
+        poll_interval=values["poll_interval"],
+        lease_timeout=values["lease_timeout"],
+        retry_initial=values["retry_initial"],
+        retry_max=values["retry_max"],
+        retry_for=values["retry_for"],
+        log_max_size=int(values["log_max_size"]),
+        legacy_file=values["pingchilling"],
+    )

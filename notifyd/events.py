@@ -1,0 +1,139 @@
+"""The event wire format: one JSON object per line in events/<host>.jsonl.
+
+Standard library only (it is on pingch's hot path). See docs/EVENTS.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+# typing costs ~7 ms to import; pingch imports this module on every job.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+SCHEMA_VERSION = 1
+
+# One event is one write() of at most this many bytes. Appends from one NFS
+# client are serialised by the client (fs/nfs/file.c), so a bounded line from
+# one host cannot interleave with another line from the same host.
+MAX_LINE = 4096
+
+# Long fields are cut to these many characters before the whole line is checked.
+FIELD_LIMITS = {"title": 200, "cmd": 1500, "cwd": 1000}
+TRUNCATED = "…[truncated]"
+
+START = "start"
+FINISH = "finish"
+KINDS = (START, FINISH)
+
+# Fields every event must carry, with their JSON types; the watcher skips (and
+# counts) an event that lacks one.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "v": int,
+    "ev": str,
+    "job": str,
+    "host": str,
+    "pid": int,
+    "ts": (int, float),
+}
+
+
+def iso_time(ts: float) -> str:
+    """ISO 8601 local time with its UTC offset, e.g. 2025-10-03T13:05:59+02:00."""
+    lt = time.localtime(ts)
+    off = lt.tm_gmtoff or 0
+    sign = "+" if off >= 0 else "-"
+    hh, mm = divmod(abs(off) // 60, 60)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", lt) + f"{sign}{hh:02d}:{mm:02d}"
+
+
+def new_job_id(host: str, pid: int) -> str:
+    """host-pid-random: unique across hosts even when pids repeat after a reboot."""
+    return f"{host}-{pid}-{os.urandom(4).hex()}"
+
+
+# json imports re and costs ~6 ms; pingch only ever writes flat objects of
+# str/int/float/bool/None, so it serialises them itself. The watcher reads
+# with the real json module, and tests check the two agree.
+_ESCAPES = {i: f"\\u{i:04x}" for i in range(0x20)}
+_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+# Lone surrogates come from undecodable bytes in a command line (surrogateescape);
+# escaped, they stay valid UTF-8 on disk and json.loads reads them back.
+_ESCAPES.update({i: f"\\u{i:04x}" for i in range(0xD800, 0xE000)})
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.translate(_ESCAPES) + '"'
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "null"
+    raise TypeError(f"cannot encode {type(value).__name__} in an event")
+
+
+def dumps(event: dict[str, Any]) -> str:
+    """Compact JSON for a flat dict (what json.dumps(separators=(",", ":")) gives)."""
+    return "{" + ",".join(_json_value(str(k)) + ":" + _json_value(v) for k, v in event.items()) + "}"
+
+
+def _cut(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    return value[: max(0, limit - len(TRUNCATED))] + TRUNCATED
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """Serialise one event to a single bounded line ending in a newline."""
+    ev = dict(event)
+    ev.setdefault("v", SCHEMA_VERSION)
+    for key, limit in FIELD_LIMITS.items():
+        if isinstance(ev.get(key), str):
+            ev[key] = _cut(ev[key], limit)
+    line = dumps(ev).encode() + b"\n"
+    # Multibyte text or escapes can still push the line over the bound: halve the
+    # longest free-text field until it fits.
+    while len(line) > MAX_LINE:
+        key = max(FIELD_LIMITS, key=lambda k: len(str(ev.get(k) or "")))
+        text = str(ev.get(key) or "")
+        if len(text) <= len(TRUNCATED):
+            break
+        ev[key] = _cut(text, len(text) // 2)
+        line = dumps(ev).encode() + b"\n"
+    return line
+
+
+class MalformedEvent(ValueError):
+    """A spool line that is not a valid event; the reader skips and counts it."""
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """Parse and validate one line (without its newline)."""
+    import json  # the watcher's side; kept off pingch's import path
+
+    if len(line) > MAX_LINE:
+        raise MalformedEvent(f"line of {len(line)} bytes exceeds the {MAX_LINE}-byte bound")
+    try:
+        ev = json.loads(line)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedEvent(f"not JSON: {exc}") from None
+    if not isinstance(ev, dict):
+        raise MalformedEvent("not a JSON object")
+    for key, kind in REQUIRED.items():
+        value = ev.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise MalformedEvent(f"field {key!r} missing or of the wrong type")
+    if ev["v"] > SCHEMA_VERSION:
+        raise MalformedEvent(f"schema version {ev['v']} is newer than this notifyd reads")
+    if ev["ev"] not in KINDS:
+        raise MalformedEvent(f"unknown event kind {ev['ev']!r}")
+    return ev

@@ -1,0 +1,140 @@
+"""Every file and directory notifyd uses, resolved in one place, at call time.
+
+`pingch` resolves its spool file here on every job, so importing this module
+costs almost nothing: platformdirs alone takes ~13 ms to import on this machine
+and pathlib with re another ~7 ms, so the XDG rules
+(https://specifications.freedesktop.org/basedir-spec/) are applied by hand on
+strings, and pathlib is only imported when the full `Paths` is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+_HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _locations(env: Mapping[str, str] | None) -> tuple[str, str, str]:
+    """(home, config file, state dir) as strings: NOTIFYD_*, then XDG_*, then defaults."""
+    e = _env(env)
+    home = e.get("HOME") or os.path.expanduser("~")
+    state_home = e.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    config_home = e.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    state_dir = e.get("NOTIFYD_STATE_DIR") or os.path.join(state_home, "notifyd")
+    config = e.get("NOTIFYD_CONFIG") or os.path.join(config_home, "notifyd", "notifyd.conf")
+    return home, config, state_dir
+
+
+class Paths:
+    """Where notifyd keeps its files for one user; see docs/ARCHITECTURE.md."""
+
+    def __init__(self, config_file: Path, state_dir: Path, home: Path) -> None:
+        self.config_file = config_file
+        self.state_dir = state_dir
+        self.home = home
+
+    @property
+    def events_dir(self) -> Path:
+        return self.state_dir / "events"
+
+    @property
+    def lease_dir(self) -> Path:
+        return self.state_dir / "lease"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "watcher-state.json"
+
+    @property
+    def inbox_dir(self) -> Path:
+        return self.state_dir / "inbox"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.state_dir / "journal"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def legacy_file(self) -> Path:
+        """The old bash function's file, read so a lab can switch over without losing a job."""
+        return self.home / ".pingchilling"
+
+    def private_dir(self, path: Path) -> Path:
+        """Create one of notifyd's directories (0700 from the state dir down)."""
+        ensure_private_dir(path, self.state_dir)
+        return path
+
+    def spool_file(self, host: str) -> Path:
+        return self.events_dir / spool_name(host)
+
+    def log_file(self, host: str) -> Path:
+        # One log per host: two hosts appending to one file over NFS corrupt it.
+        return self.log_dir / f"{host}.log"
+
+
+def resolve(env: Mapping[str, str] | None = None) -> Paths:
+    from pathlib import Path
+
+    home, config, state_dir = _locations(env)
+    return Paths(config_file=Path(config), state_dir=Path(state_dir), home=Path(home))
+
+
+def state_dir_str(env: Mapping[str, str] | None = None) -> str:
+    """The state dir without pathlib, for pingch's hot path."""
+    return _locations(env)[2]
+
+
+def spool_name(host: str) -> str:
+    return f"{host}.jsonl"
+
+
+def host_name(env: Mapping[str, str] | None = None) -> str:
+    """This host's name in file names: NOTIFYD_HOST, else the short hostname.
+
+    Only [A-Za-z0-9._-] survive, so a name can never climb out of events/.
+    """
+    raw = _env(env).get("NOTIFYD_HOST") or os.uname().nodename.split(".")[0]
+    name = "".join(c if c in _HOST_CHARS else "_" for c in raw).lstrip(".")
+    return name or "localhost"
+
+
+def user_name(env: Mapping[str, str] | None = None) -> str:
+    e = _env(env)
+    name = e.get("USER") or e.get("LOGNAME")
+    if name:
+        return name
+    import pwd  # builtin and cheap; only reached when USER is unset (cron)
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str]) -> None:
+    """Create `path` as 0700, and every missing directory from `top` down to it.
+
+    Labmates can read a careless home, so notifyd's own directories are 0700;
+    parents above `top` (~/.local/state) get the default mode, as mkdir -p
+    gives (os.makedirs applies `mode` to the last directory only).
+    """
+    path, top = os.fspath(path), os.fspath(top)
+    if os.path.isdir(path):
+        return
+    if path != top:
+        ensure_private_dir(os.path.dirname(path), top)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass

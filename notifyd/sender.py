@@ -1,0 +1,176 @@
+"""Where notifications go: the local inbox always, and each configured Apprise URL.
+
+Each URL is its own target with its own key, so a failing Matrix server is
+retried without sending the same message to Discord twice. Apprise is
+imported only when some URL is configured (it costs ~200 ms and ~40 MB).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from notifyd.config import Config
+from notifyd.errors import ExitStatus, NotifydError
+
+INBOX_KEY = "inbox"
+
+
+def mask_url(url: str) -> str:
+    """A URL Apprise could not parse, with everything after the scheme hidden."""
+    scheme, sep, _rest = url.partition("://")
+    return f"{scheme}://****" if sep else "****"
+
+
+def url_key(url: str) -> str:
+    """A stable name for one URL in the state file that reveals nothing of it."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+class Target:
+    """One place a notification is delivered to."""
+
+    key: str
+    display: str  # safe to print and log: secrets masked
+
+    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        """Deliver one outbox entry; (True, '') or (False, what went wrong)."""
+        raise NotImplementedError
+
+
+class InboxTarget(Target):
+    """The local inbox: every notification, whether or not anything is pushed."""
+
+    def __init__(self, inbox_dir: Path, host: str) -> None:
+        self.key = INBOX_KEY
+        self.display = f"inbox ({inbox_dir})"
+        # Written only by the lease holder, one file per host so that a frozen
+        # old holder and its successor never append to the same file.
+        self.path = inbox_dir / f"{host}.jsonl"
+        self.inbox_dir = inbox_dir
+
+    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        from notifyd.events import dumps
+
+        record = {
+            "id": entry["id"],
+            "job": entry.get("job", ""),
+            "time": round(time.time(), 3),
+            "kind": entry["kind"],
+            "title": entry["title"],
+            "body": entry["body"],
+        }
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, (dumps(record) + "\n").encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            return False, f"cannot write {self.path}: {exc}"
+        return True, ""
+
+
+class _Capture(logging.Handler):
+    """Collects what Apprise logs during one send: that is what the server answered."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _captured() -> Iterator[_Capture]:
+    logger = logging.getLogger("apprise")
+    handler = _Capture()
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+class AppriseTarget(Target):
+    """One Apprise URL (from the config, APPRISE_URLS or an Apprise config file)."""
+
+    def __init__(self, plugin: Any) -> None:
+        self.plugin = plugin
+        self.key = url_key(plugin.url(privacy=False))
+        self.display = plugin.url(privacy=True)
+
+    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        import apprise
+
+        with _captured() as capture:
+            try:
+                ok = bool(self.plugin.notify(
+                    body=entry["body"], title=entry["title"],
+                    notify_type=apprise.NotifyType(entry["kind"]),
+                ))
+            except Exception as exc:  # a plugin bug must not stop the watcher
+                return False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            return True, ""
+        return False, "; ".join(capture.messages[-2:]) or "the service did not accept it"
+
+
+def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
+    """The inbox plus one target per configured URL; a bad URL is a config error."""
+    targets: list[Target] = [InboxTarget(inbox_dir, host)]
+    if not config.pushes:
+        return targets
+    import apprise
+
+    for url in config.urls:
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is None:
+            raise NotifydError(
+                f"{config.source}: [notify] urls: {mask_url(url)} is not a URL Apprise can use; "
+                "check its scheme and parts against https://github.com/caronc/apprise/wiki",
+                ExitStatus.CONFIG,
+            )
+        targets.append(AppriseTarget(plugin))
+    for path in config.apprise_configs:
+        ac = apprise.AppriseConfig()
+        if not ac.add(path) or not ac.services():
+            raise NotifydError(
+                f"Apprise config file {path} holds no URL Apprise can use; "
+                "check it with: apprise --config " + path + " --dry-run",
+                ExitStatus.CONFIG,
+            )
+        targets.extend(AppriseTarget(plugin) for plugin in ac.services())
+    seen: set[str] = set()
+    unique = []
+    for target in targets:
+        if target.key not in seen:
+            seen.add(target.key)
+            unique.append(target)
+    return unique
+
+
+def read_inbox(inbox_dir: Path) -> list[dict[str, Any]]:
+    """Every inbox record from every host's file, oldest first, each id once."""
+    import json
+
+    records: dict[str, dict[str, Any]] = {}
+    if not inbox_dir.is_dir():
+        return []
+    for path in sorted(inbox_dir.glob("*.jsonl")):
+        with path.open("rb") as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and "id" in record:
+                    records.setdefault(str(record["id"]), record)
+    return sorted(records.values(), key=lambda r: float(r.get("time", 0)))

@@ -1,0 +1,147 @@
+"""The watcher's durable state: read positions, running jobs and the outbox.
+
+Saved as one JSON file by temp + rename, so a crash leaves the old or the new
+state, never half of one. Between saves, each successful delivery is appended
+to this host's journal (journal/<host>.log, one line "ENTRY_ID TARGET_KEY"),
+which the next load applies: a crash can then repeat only the one send that
+was in flight. Only the lease holder writes any of this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from notifyd.spool import Cursor
+
+STATE_VERSION = 1
+DONE_KEEP = 100_000  # finished job ids remembered, so a re-read spool repeats nothing
+FAILED_KEEP = 200  # given-up deliveries kept for `notifyd status`
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    malformed: int = 0
+    delivered: int = 0
+    last_event: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class State:
+    cursors: dict[str, Cursor] = field(default_factory=dict)
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)
+    legacy_open: dict[str, dict[str, Any]] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    backoff: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    saved_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "saved_at": time.time(),
+            "cursors": {k: c.to_json() for k, c in self.cursors.items()},
+            "running": self.running,
+            "legacy_open": self.legacy_open,
+            "done": self.done,
+            "outbox": self.outbox,
+            "backoff": self.backoff,
+            "failed": self.failed[-FAILED_KEEP:],
+            "stats": self.stats.__dict__,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> State:
+        stats = data.get("stats") or {}
+        return cls(
+            cursors={k: Cursor.from_json(v) for k, v in (data.get("cursors") or {}).items()},
+            running=dict(data.get("running") or {}),
+            legacy_open=dict(data.get("legacy_open") or {}),
+            done=dict(data.get("done") or {}),
+            outbox=list(data.get("outbox") or []),
+            backoff=dict(data.get("backoff") or {}),
+            failed=list(data.get("failed") or []),
+            stats=Stats(**{k: v for k, v in stats.items() if k in Stats.__dataclass_fields__}),
+            saved_at=float(data.get("saved_at") or 0.0),
+        )
+
+    def remember_done(self, job: str, ts: float) -> None:
+        self.done[job] = ts
+        if len(self.done) > DONE_KEEP * 1.1:
+            for old in list(self.done)[: len(self.done) - DONE_KEEP]:
+                del self.done[old]
+
+    def mark_delivered(self, entry_id: str, key: str) -> None:
+        for entry in self.outbox:
+            if entry["id"] == entry_id and key in entry["targets"]:
+                entry["targets"].remove(key)
+        self.outbox = [e for e in self.outbox if e["targets"]]
+
+
+class StateFileError(Exception):
+    """The state file exists but cannot be used."""
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """The saved state as JSON, None when there is none; StateFileError when broken."""
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StateFileError(f"{path}: {exc}") from None
+    if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
+        raise StateFileError(f"{path}: not a version-{STATE_VERSION} notifyd state file")
+    return data
+
+
+def load(path: Path, journal_dir: Path) -> State:
+    """Load the state and apply every host's delivery journal on top of it."""
+    data = read(path)
+    state = State() if data is None else State.from_json(data)
+    for journal in sorted(journal_dir.glob("*.log")) if journal_dir.is_dir() else []:
+        for line in journal.read_bytes().decode("utf-8", "replace").splitlines():
+            entry_id, _, key = line.rpartition(" ")
+            if entry_id:
+                state.mark_delivered(entry_id, key)
+                state.stats.delivered += 1
+    return state
+
+
+def save(state: State, path: Path, journal_dir: Path) -> None:
+    """Write the whole state atomically, then empty the journals it now contains."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps(state.to_json(), separators=(",", ":")).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    state.saved_at = time.time()
+    for journal in journal_dir.glob("*.log") if journal_dir.is_dir() else []:
+        os.truncate(journal, 0)
+
+
+class Journal:
+    """This host's append-only record of deliveries since the last save."""
+
+    def __init__(self, journal_dir: Path, host: str) -> None:
+        self.dir = journal_dir
+        self.path = journal_dir / f"{host}.log"
+        self.lines = 0
+
+    def append(self, entry_id: str, key: str) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{entry_id} {key}\n".encode())
+        finally:
+            os.close(fd)
+        self.lines += 1

@@ -1,0 +1,342 @@
+"""The watcher: one per user across all hosts; reads the spools, sends notifications.
+
+Each round, every `poll_interval`:
+  1. heartbeat the lease (stop at once if another watcher holds it now);
+  2. read new lines of events/*.jsonl and ~/.pingchilling, pair starts and
+     finishes, put a notification for each finished job in the outbox;
+  3. save the state (before anything is sent);
+  4. deliver due outbox entries to every target, journalling each success;
+     a failing target backs off exponentially and its entries wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import select
+import signal
+import time
+from typing import Any
+
+from notifyd import lease, legacy, message, sender, state
+from notifyd.config import Config
+from notifyd.config import load as load_config
+from notifyd.errors import NotifydError
+from notifyd.events import MalformedEvent, decode
+from notifyd.paths import Paths
+from notifyd.spool import Cursor, read_new
+
+log = logging.getLogger("notifyd")
+LEGACY_KEY = "legacy:.pingchilling"
+
+
+def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> None:
+    """A size-bounded log per host; never a secret (URLs are logged masked only)."""
+    paths.private_dir(paths.log_dir)
+    handler = logging.handlers.RotatingFileHandler(
+        paths.log_file(host), maxBytes=max(4096, max_bytes // 2), backupCount=1, encoding="utf-8"
+    )
+    fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s")
+    handler.setFormatter(fmt)
+    for name in ("notifyd", "apprise"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO if name == "notifyd" else logging.WARNING)
+        logger.propagate = False
+        if to_stderr:
+            err = logging.StreamHandler()
+            err.setFormatter(fmt)
+            logger.addHandler(err)
+
+
+class Watcher:
+    def __init__(self, paths: Paths, host: str, config: Config) -> None:
+        self.paths = paths
+        self.host = host
+        self.config = config
+        self.lease = lease.Lease(str(paths.lease_dir), host, config.lease_timeout)
+        self.state = state.State()
+        self.journal = state.Journal(paths.journal_dir, host)
+        self.targets: list[sender.Target] = []
+        self.stopping = False
+        self._config_stamp = self._stamp()
+        self._wake_r, self._wake_w = os.pipe()
+
+    # -- start and stop -------------------------------------------------------
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.paths.config_file.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def install_signals(self) -> None:
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def acquire(self) -> lease.LeaseInfo | None:
+        """Take the lease; None on success, else who holds it."""
+        for directory in (self.paths.events_dir, self.paths.lease_dir, self.paths.journal_dir,
+                          self.paths.inbox_dir):
+            self.paths.private_dir(directory)
+        try:
+            holder = self.lease.acquire()
+        finally:
+            lease.clear_spawn_mark(str(self.paths.lease_dir), self.host)
+        return holder
+
+    def start(self) -> None:
+        """Load state and targets once the lease is ours."""
+        try:
+            self.state = state.load(self.paths.state_file, self.paths.journal_dir)
+        except state.StateFileError as exc:
+            # Keep the broken file for a human and start afresh; the done-set
+            # is lost, so jobs still in the spools may be notified again.
+            aside = self.paths.state_file.with_name(f"watcher-state.broken-{int(time.time())}.json")
+            os.replace(self.paths.state_file, aside)
+            log.error("%s; moved it to %s and starting with an empty state", exc, aside)
+        self.targets = sender.build_targets(self.config, self.paths.inbox_dir, self.host)
+        self._forget_unknown_targets()
+        took = self.lease.took_over_from
+        log.info(
+            "watcher started: lease generation %d%s; targets: %s",
+            self.lease.gen,
+            f" (took over from {took.host} pid {took.pid})" if took else "",
+            ", ".join(t.display for t in self.targets),
+        )
+
+    def run(self) -> int:
+        """The main loop; returns when stopped or when the lease is lost."""
+        try:
+            while not self.stopping:
+                self.lease.heartbeat()
+                if self.lease.stop_requested():
+                    log.info("stop requested through %s", self.paths.lease_dir)
+                    break
+                self._maybe_reload_config()
+                if self.ingest():
+                    self.lease.check()
+                    self.save()
+                self.deliver()
+                if self.journal.lines:
+                    self.lease.check()
+                    self.save()
+                self._sleep(self.config.poll_interval)
+        except lease.LeaseLost as exc:
+            log.warning("lease lost (%s): another watcher took over; stopping without "
+                        "sending or saving anything more", exc)
+            return 0
+        self.lease.check()
+        self.save()
+        self.lease.release()
+        log.info("watcher stopped")
+        return 0
+
+    def _sleep(self, seconds: float) -> None:
+        # A signal writes to the wake-up pipe, so `notifyd stop` is not kept
+        # waiting for a whole poll interval.
+        ready, _, _ = select.select([self._wake_r], [], [], seconds)
+        if ready:
+            try:
+                os.read(self._wake_r, 512)
+            except BlockingIOError:
+                pass
+
+    def save(self) -> None:
+        state.save(self.state, self.paths.state_file, self.paths.journal_dir)
+        self.journal.lines = 0
+
+    # -- configuration --------------------------------------------------------
+    def _maybe_reload_config(self) -> None:
+        stamp = self._stamp()
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            config = load_config(self.paths.config_file)
+            targets = sender.build_targets(config, self.paths.inbox_dir, self.host)
+        except NotifydError as exc:
+            log.error("config changed but is not usable, keeping the previous one: %s", exc.message)
+            return
+        self.config, self.targets = config, targets
+        self.lease.timeout = config.lease_timeout
+        self._forget_unknown_targets()
+        log.info("config reloaded; targets: %s", ", ".join(t.display for t in targets))
+
+    def _forget_unknown_targets(self) -> None:
+        """Pending deliveries to a URL no longer configured are dropped, not kept forever."""
+        keys = {t.key for t in self.targets}
+        dropped = 0
+        for entry in self.state.outbox:
+            gone = [k for k in entry["targets"] if k not in keys]
+            dropped += len(gone)
+            entry["targets"] = [k for k in entry["targets"] if k in keys]
+        self.state.outbox = [e for e in self.state.outbox if e["targets"]]
+        if dropped:
+            log.warning("dropped %d pending deliveries to URLs no longer configured", dropped)
+
+    # -- reading the spools ---------------------------------------------------
+    def ingest(self) -> bool:
+        """Read every new event; True when the state changed."""
+        changed = False
+        try:
+            entries = sorted(os.scandir(self.paths.events_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if entry.name.endswith(".jsonl") and entry.is_file(follow_symlinks=False):
+                changed |= self._read_file(f"events/{entry.name}", entry.path, self._spool_line)
+        legacy_path = self.config.legacy_file
+        if legacy_path and os.path.isfile(legacy_path):
+            changed |= self._read_file(LEGACY_KEY, legacy_path, self._legacy_line)
+        return changed
+
+    def _read_file(self, key: str, path: str, handle: Any) -> bool:
+        cursor = self.state.cursors.get(key)
+        first_time = cursor is None
+        cursor = cursor or Cursor()
+        before = cursor.to_json()
+        chunk = read_new(path, cursor)
+        if chunk.reset:
+            log.warning("%s was %s; reading it again from the top", path, chunk.reset)
+        for offset in chunk.oversized:
+            self.state.stats.malformed += 1
+            log.warning("skipping oversized line in %s at byte %d", path, offset)
+        for offset, line in chunk.lines:
+            try:
+                handle(line, history=first_time and key == LEGACY_KEY)
+            except (MalformedEvent, ValueError) as exc:
+                self.state.stats.malformed += 1
+                log.warning("skipping malformed line in %s at byte %d: %s", path, offset, exc)
+        self.state.cursors[key] = cursor
+        return cursor.to_json() != before or bool(chunk.oversized)
+
+    def _spool_line(self, line: bytes, history: bool) -> None:
+        self.handle_event(decode(line))
+
+    def _legacy_line(self, line: bytes, history: bool) -> None:
+        # On the first read of ~/.pingchilling its finished jobs are history
+        # (the old bot told about them); jobs still running are followed.
+        item = legacy.parse(line)
+        if item.kind == "start":
+            self.state.legacy_open[item.key] = {"title": item.arg, "ts": item.ts}
+            return
+        started = self.state.legacy_open.pop(item.key, None)
+        if history:
+            return
+        start_ts = started["ts"] if started else None
+        arg = item.arg.strip()
+        self.handle_event({
+            "v": 1, "ev": "finish", "legacy": True,
+            "job": f"legacy-{item.host}-{item.pid}-{int(start_ts or item.ts)}",
+            "host": item.host, "pid": item.pid,
+            "title": started["title"] if started else f"pid {item.pid}",
+            "start_ts": start_ts, "ts": item.ts,
+            "exit": int(arg) if arg.lstrip("-").isdigit() else None,
+        })
+
+    def handle_event(self, ev: dict[str, Any]) -> None:
+        job = ev["job"]
+        self.state.stats.events += 1
+        self.state.stats.last_event = {
+            "host": ev.get("host"), "ev": ev.get("ev"), "job": job,
+            "title": ev.get("title"), "ts": ev.get("ts"), "read_at": round(time.time(), 3),
+        }
+        if ev["ev"] == "start":
+            if job not in self.state.done:
+                self.state.running[job] = {k: ev.get(k) for k in
+                                           ("host", "pid", "title", "cmd", "cwd", "start_ts", "user")}
+            return
+        self.state.running.pop(job, None)
+        if job in self.state.done:
+            return  # already notified: a re-read spool must not repeat it
+        self.state.remember_done(job, float(ev.get("ts") or time.time()))
+        msg = message.finished(ev)
+        self.enqueue(f"{job}:finish", job, msg)
+
+    def enqueue(self, entry_id: str, job: str, msg: message.Message) -> None:
+        self.state.outbox.append({
+            "id": entry_id, "job": job, "title": msg.title, "body": msg.body,
+            "kind": msg.kind, "created": round(time.time(), 3),
+            "targets": [t.key for t in self.targets],
+        })
+
+    # -- delivering -----------------------------------------------------------
+    def deliver(self) -> None:
+        now = time.time()
+        for target in self.targets:
+            backoff = self.state.backoff.get(target.key)
+            if backoff and backoff["next_try"] > now:
+                continue
+            for entry in list(self.state.outbox):
+                if target.key not in entry["targets"]:
+                    continue
+                self.lease.heartbeat()
+                self.lease.check()  # a watcher that lost its lease sends nothing more
+                ok, detail = target.send(entry)
+                if ok:
+                    self.journal.append(entry["id"], target.key)
+                    self.state.mark_delivered(entry["id"], target.key)
+                    self.state.stats.delivered += 1
+                    if self.state.backoff.pop(target.key, None):
+                        log.info("%s works again", target.display)
+                    continue
+                failures = (backoff or {}).get("failures", 0) + 1
+                delay = min(self.config.retry_max, self.config.retry_initial * 2 ** (failures - 1))
+                backoff = {
+                    "failures": failures, "next_try": time.time() + delay,
+                    "since": (backoff or {}).get("since", now), "error": detail,
+                    "display": target.display,
+                }
+                self.state.backoff[target.key] = backoff
+                log.warning("delivery to %s failed (%s); retry %d in %.0f s",
+                            target.display, detail, failures, delay)
+                break
+        self._give_up_old(now)
+
+    def _give_up_old(self, now: float) -> None:
+        keep = []
+        for entry in self.state.outbox:
+            if now - entry["created"] > self.config.retry_for:
+                log.error("giving up on %s after %.0f h of failed deliveries to %d URL(s)",
+                          entry["id"], (now - entry["created"]) / 3600, len(entry["targets"]))
+                self.state.failed.append({**entry, "failed_at": round(now, 3)})
+            else:
+                keep.append(entry)
+        self.state.outbox = keep
+
+
+def main(paths: Paths, host: str, background: bool) -> int:
+    """`notifyd watch`: returns an exit status; raises NotifydError for the user."""
+    os.umask(0o077)  # everything the watcher creates is the user's alone
+    try:
+        config = load_config(paths.config_file)
+    except NotifydError as exc:
+        # A background watcher has no terminal: the log is where this is seen.
+        setup_logging(paths, host, 1024 * 1024, to_stderr=False)
+        log.error("cannot start: %s", exc.message)
+        raise
+    setup_logging(paths, host, config.log_max_size, to_stderr=not background)
+    watcher = Watcher(paths, host, config)
+    holder = watcher.acquire()
+    if holder is not None:
+        text = (f"a watcher already runs for this user: pid {holder.pid} on {holder.host} "
+                f"since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(holder.since))}")
+        if background:
+            log.info("%s; this one exits", text)
+            return 0
+        raise NotifydError(f"{text}; stop it first with: notifyd stop")
+    watcher.install_signals()
+    try:
+        watcher.start()
+    except NotifydError as exc:
+        log.error("%s", exc.message)
+        watcher.lease.release()
+        raise
+    return watcher.run()
