@@ -6,10 +6,11 @@ and a documented exit status here, and only here (see notifyd.errors).
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
+from collections.abc import Callable
 
-import click
 import typer
 
 from notifyd.commands import ensure, inbox, status, stop, test, watch
@@ -34,30 +35,34 @@ def _options(
     _debug["on"] = debug
 
 
-app.command("watch", help=watch.__doc__)(watch.command)
-app.command("ensure", help=ensure.__doc__)(ensure.command)
-app.command("stop", help=stop.__doc__)(stop.command)
-app.command("status", help=status.__doc__)(status.command)
-app.command("test", help=test.__doc__)(test.command)
-app.command("inbox", help=inbox.__doc__)(inbox.command)
+def _verb(module: object, name: str) -> None:
+    """Register module.command as `name`; its int result becomes the exit status."""
+    fn: Callable[..., int] = module.command  # type: ignore[attr-defined]
+
+    @functools.wraps(fn)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            code = fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise NotifydError("interrupted", ExitStatus.INTERRUPTED) from None
+        if code:
+            raise typer.Exit(code)
+
+    app.command(name, help=module.__doc__)(run)
+
+
+for _module, _name in ((watch, "watch"), (ensure, "ensure"), (stop, "stop"),
+                       (status, "status"), (test, "test"), (inbox, "inbox")):
+    _verb(_module, _name)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: exit with a status from ExitStatus."""
+    """Console-script entry point. typer reports usage errors itself (exit 2);
+    a NotifydError from any verb becomes one line on stderr and its status."""
     try:
-        result = app(args=argv, standalone_mode=False)
+        app(args=argv)
     except NotifydError as exc:
         if _debug["on"]:
             traceback.print_exc()
         sys.stderr.write(f"notifyd: {exc.message}\n")
         sys.exit(int(exc.status))
-    except click.exceptions.Abort:
-        sys.stderr.write("notifyd: interrupted\n")
-        sys.exit(int(ExitStatus.INTERRUPTED))
-    except KeyboardInterrupt:
-        sys.stderr.write("notifyd: interrupted\n")
-        sys.exit(int(ExitStatus.INTERRUPTED))
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(int(ExitStatus.USAGE))
-    sys.exit(int(result) if isinstance(result, int) else 0)

@@ -34,7 +34,10 @@ def spawn_detached(argv: list[str]) -> int:
                     actions.append((os.POSIX_SPAWN_CLOSE, fd))
             except OSError:
                 pass  # the descriptor listdir itself used, already closed
-    return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+    # An empty signal mask: pingch calls this with its forwarded signals
+    # blocked, and a watcher that inherited that would never see SIGTERM.
+    return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True,
+                          setsigmask=())
 
 
 def watcher_argv() -> list[str]:

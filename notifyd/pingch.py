@@ -47,6 +47,10 @@ FORWARDED = (
 # it again would give the job a second SIGINT (many programs treat that as
 # "force quit").
 SI_KERNEL = 0x80
+# Python ignores these at startup (so writes fail with EPIPE instead of
+# killing it); a job must get them back at their default, as from a shell,
+# or `yes | head` complains of a broken pipe. subprocess does the same.
+PYTHON_IGNORES = tuple(getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if hasattr(signal, n))
 # Characters that make a lone argument a shell snippet rather than a program name.
 SHELL_CHARS = frozenset(" \t\n|&;<>()$`\\\"'*?[]#~=%{}!")
 TITLE_MAX = 80
@@ -164,7 +168,7 @@ def _parse_args(argv: list[str]) -> tuple[str | None, int | None, list[str]]:
             if name in ("-t", "--title"):
                 title = value
             else:
-                if not value.isdigit() or int(value) <= 0:
+                if not (value.isascii() and value.isdigit()) or int(value) <= 0:
                     _usage_error(f"{name} needs a process id (a positive number), not {value!r}")
                 pid = int(value)
             i += 1
@@ -196,14 +200,17 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
     # ignored and is inherited by the job unchanged.
     forwarded = [s for s in FORWARDED if signal.getsignal(s) != signal.SIG_IGN]
     if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # else the kernel reaps the job for us
+        # The one exception to "ignored stays ignored": with SIGCHLD ignored
+        # the kernel reaps the job itself and wait4 gets no status or usage.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     waited = {*forwarded, signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 
     cwd = _cwd()
     start = time.time()
     try:
-        pid = os.posix_spawnp(argv[0], argv, os.environ, setsigmask=old_mask)
+        pid = os.posix_spawnp(argv[0], argv, os.environ, setsigmask=old_mask,
+                              setsigdef=PYTHON_IGNORES)
     except OSError as exc:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         code = EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_CANNOT_EXECUTE

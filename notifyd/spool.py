@@ -48,23 +48,24 @@ class Chunk:
     reset: str = ""  # why reading restarted from the top ('' when it did not)
 
 
-def read_new(path: str, cursor: Cursor) -> Chunk:
+def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
     """Read complete new lines of `path` after `cursor`, advancing it in place.
 
     A file that shrank or whose first bytes changed was truncated or replaced:
     reading starts again from its top (the watcher's done-set keeps that from
-    repeating notifications).
+    repeating notifications). Symlinks are not followed unless asked (the
+    user's own ~/.pingchilling may well be one); a path that is not a regular
+    file, or cannot be opened, yields nothing.
     """
     chunk = Chunk([], [])
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow_symlinks else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
+        fd = os.open(path, flags)
+    except OSError:
         return chunk
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return chunk
-        if st.st_size == cursor.offset and cursor.offset > 0:
             return chunk
         head = os.pread(fd, HEAD, 0).hex()
         if st.st_size < cursor.offset:

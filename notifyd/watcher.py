@@ -119,14 +119,14 @@ class Watcher:
                 if self.lease.stop_requested():
                     log.info("stop requested through %s", self.paths.lease_dir)
                     break
-                self._maybe_reload_config()
-                if self.ingest():
-                    self.lease.check()
-                    self.save()
-                self.deliver()
-                if self.journal.lines:
-                    self.lease.check()
-                    self.save()
+                try:
+                    self.round()
+                except (lease.LeaseLost, KeyboardInterrupt):
+                    raise
+                except Exception:
+                    # Odd input or a full disk must not kill the only watcher:
+                    # nothing unsaved is lost, the next round tries again.
+                    log.exception("error in a watcher round; retrying next round")
                 self._sleep(self.config.poll_interval)
         except lease.LeaseLost as exc:
             log.warning("lease lost (%s): another watcher took over; stopping without "
@@ -137,6 +137,17 @@ class Watcher:
         self.lease.release()
         log.info("watcher stopped")
         return 0
+
+    def round(self) -> None:
+        """One pass: read new events, save, deliver, save what was delivered."""
+        self._maybe_reload_config()
+        if self.ingest():
+            self.lease.check()
+            self.save()
+        self.deliver()
+        if self.journal.lines:
+            self.lease.check()
+            self.save()
 
     def _sleep(self, seconds: float) -> None:
         # A signal writes to the wake-up pipe, so `notifyd stop` is not kept
@@ -194,15 +205,15 @@ class Watcher:
                 changed |= self._read_file(f"events/{entry.name}", entry.path, self._spool_line)
         legacy_path = self.config.legacy_file
         if legacy_path and os.path.isfile(legacy_path):
-            changed |= self._read_file(LEGACY_KEY, legacy_path, self._legacy_line)
+            changed |= self._read_file(LEGACY_KEY, legacy_path, self._legacy_line, follow=True)
         return changed
 
-    def _read_file(self, key: str, path: str, handle: Any) -> bool:
+    def _read_file(self, key: str, path: str, handle: Any, follow: bool = False) -> bool:
         cursor = self.state.cursors.get(key)
         first_time = cursor is None
         cursor = cursor or Cursor()
         before = cursor.to_json()
-        chunk = read_new(path, cursor)
+        chunk = read_new(path, cursor, follow_symlinks=follow)
         if chunk.reset:
             log.warning("%s was %s; reading it again from the top", path, chunk.reset)
         for offset in chunk.oversized:
@@ -332,6 +343,9 @@ def main(paths: Paths, host: str, background: bool) -> int:
             log.info("%s; this one exits", text)
             return 0
         raise NotifydError(f"{text}; stop it first with: notifyd stop")
+    # Whoever started us may have left signals blocked (an old pingch did):
+    # a watcher must always stop on SIGTERM.
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     watcher.install_signals()
     try:
         watcher.start()

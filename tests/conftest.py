@@ -204,10 +204,7 @@ class WatcherProc:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise AssertionError(f"watcher exited with {self.proc.returncode}: {log.read_text()}")
-            for f in lease_dir.glob("lease.*"):
-                if f"pid={self.proc.pid}\n" in f.read_text():
-                    return True
-            return False
+            return any(f"pid={self.proc.pid}\n" in f.read_text() for f in lease_dir.glob("lease.*"))
 
         wait_until(holds, 20, "the watcher to take the lease")
         return self

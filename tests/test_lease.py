@@ -15,6 +15,7 @@ from notifyd.lease import Lease, LeaseInfo, LeaseLost
 
 HOST = "node5"
 OTHER = "node7"
+SOMEONE_ELSE = "someone-else"  # another holder's token
 
 
 @pytest.fixture
@@ -178,7 +179,7 @@ def test_check_raises_lease_lost_when_our_file_was_deleted_above_an_older_one(le
 def test_check_raises_lease_lost_when_our_file_holds_another_token(lease_dir: str) -> None:
     held = Lease(lease_dir, HOST, 60)
     held.acquire()
-    _write_lease(lease_dir, 1, token="someone-else")
+    _write_lease(lease_dir, 1, token=SOMEONE_ELSE)
     with pytest.raises(LeaseLost, match="replaced"):
         held.check()
 
@@ -210,10 +211,10 @@ def test_heartbeat_is_skipped_when_not_yet_due(lease_dir: str) -> None:
 def test_heartbeat_raises_lease_lost_when_superseded(lease_dir: str) -> None:
     held = Lease(lease_dir, HOST, 60)
     held.acquire()
-    newer = _write_lease(lease_dir, 2, token="newer")
+    newer = _write_lease(lease_dir, 2, token=SOMEONE_ELSE)
     with pytest.raises(LeaseLost):
         held.heartbeat(force=True)
-    assert _fields(newer)["token"] == "newer"  # the newer holder's file is untouched
+    assert _fields(newer)["token"] == SOMEONE_ELSE  # the newer holder's file is untouched
 
 
 def test_release_after_losing_the_lease_leaves_the_new_holder_alone(lease_dir: str) -> None:

@@ -103,11 +103,6 @@ def test_replaced_file_with_different_first_bytes_resets(spool: Path) -> None:
     assert _lines(chunk) == [b"bbbb", b"cccc"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a file replaced by one of exactly the cursor's size is skipped before its head is "
-           "compared, so its lines wait until it grows again",
-    strict=True,
-)
 def test_replaced_file_of_the_same_size_resets(spool: Path) -> None:
     spool.write_bytes(b"aaaa\n")
     cursor = Cursor()
@@ -188,12 +183,6 @@ def test_directory_path_returns_nothing(spool: Path) -> None:
     assert read_new(str(spool), Cursor()).lines == []
 
 
-@pytest.mark.xfail(
-    reason="BUG: read_new opens with O_NOFOLLOW but only catches FileNotFoundError, so a symlink "
-           "raises OSError(ELOOP) instead of returning nothing",
-    raises=OSError,
-    strict=True,
-)
 def test_symlink_path_returns_nothing(spool: Path, tmp_path: Path) -> None:
     target = tmp_path / "target.jsonl"
     target.write_bytes(b"secret\n")

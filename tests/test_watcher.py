@@ -42,7 +42,7 @@ def test_job_exiting_3_is_reported_as_a_failure_with_its_code(
 def test_job_killed_by_sigterm_through_pingch_is_reported_with_signal_name(
         home: Home, receiver: Receiver, watcher: WatcherProc) -> None:
     proc = subprocess.Popen([PINGCH, "-t", "long", "sleep", "30"], env=home.env)
-    wait_until(lambda: home.events(), 10, "the start event")
+    wait_until(home.events, 10, "the start event")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM
     msg = _one_message(receiver)
@@ -123,7 +123,7 @@ def test_endpoint_failing_with_500_gets_the_message_after_it_recovers(
     receiver.status = 500
     assert home.pingch("-t", "during-outage", "true").returncode == 0
     wait_until(lambda: len(receiver.posts) >= 2, 20, "retried posts while failing")
-    code, out, _ = home.notifyd("status", "--json")
+    _code, out, _ = home.notifyd("status", "--json")
     report = json.loads(out)
     assert report["pending"] == 1
     assert report["urls"][0]["retrying"] is True
@@ -213,7 +213,7 @@ def test_ensure_twice_on_one_host_leaves_one_watcher(home: Home, receiver: Recei
 
 
 def _holder_alive(home: Home) -> bool:
-    code, out, _ = home.notifyd("status", "--json")
+    _code, out, _ = home.notifyd("status", "--json")
     watcher = json.loads(out)["watcher"]
     return bool(watcher and watcher["running"])
 
@@ -241,7 +241,7 @@ def test_log_never_contains_the_url_secret(home: Home, receiver: Receiver) -> No
     logs = "".join(p.read_text() for p in (home.state_dir / "logs").glob("*.log*"))
     assert "failed" in logs
     assert "hunter2secret" not in logs
-    code, out, _ = home.notifyd("status")
+    _code, out, _ = home.notifyd("status")
     assert "hunter2secret" not in out and "127.0.0.1" in out
 
 
@@ -288,3 +288,33 @@ def test_watcher_survives_when_the_spool_dir_is_replaced_by_a_symlink_file(
     assert "real" in msg["title"]
     time.sleep(0.6)
     assert len(receiver.bodies()) == 1
+
+
+def test_url_added_to_the_config_later_is_used_without_restarting_the_watcher(
+        home: Home, receiver: Receiver) -> None:
+    home.write_config(fast_config())
+    w = WatcherProc(home).start()
+    home.write_config(fast_config(receiver.url))
+    time.sleep(0.5)  # one poll round notices the change
+    assert home.pingch("-t", "after-init", "true").returncode == 0
+    msg = _one_message(receiver)
+    assert "after-init" in msg["title"]
+    assert w.alive
+
+
+def test_urls_from_an_apprise_config_file_are_used(home: Home, receiver: Receiver) -> None:
+    apprise_file = home.root / "apprise.txt"
+    apprise_file.write_text(f"{receiver.url}\n")
+    apprise_file.chmod(0o600)
+    home.write_config(f"[notify]\napprise_config = {apprise_file}\n" + fast_config())
+    WatcherProc(home).start()
+    assert home.pingch("-t", "via-apprise-config", "true").returncode == 0
+    assert "via-apprise-config" in _one_message(receiver)["title"]
+
+
+def test_apprise_urls_environment_variable_is_used(home: Home, receiver: Receiver) -> None:
+    home.write_config(fast_config())
+    home.env["APPRISE_URLS"] = receiver.url
+    WatcherProc(home).start()
+    assert home.pingch("-t", "via-env", "true").returncode == 0
+    assert "via-env" in _one_message(receiver)["title"]
