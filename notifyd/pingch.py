@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from notifyd import events, launch, lease, paths
+from notifyd import events, launch, paths
 
 USAGE = """\
 usage: pingch [-t TITLE] [--] COMMAND [ARGS...]
@@ -270,17 +270,19 @@ def _quote(arg: str) -> str:
 
 def _proc_sample(pid: int) -> tuple[str, int | None, float | None]:
     """(start ticks, peak RSS KiB, cpu seconds) of a process from /proc; start '' if gone."""
-    start = lease.process_start(pid)
-    if not start:
-        return "", None, None
-    maxrss = cpu = None
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
+            # After the command name (which may hold ')'): state, ..., utime,
+            # stime at 11-12, start time at 19 (proc(5), counted from field 3).
             fields = f.read().rsplit(b")", 1)[1].split()
-        if fields[0] == b"Z":
-            return "", None, None  # exited, not yet reaped by its parent
-        ticks = os.sysconf("SC_CLK_TCK")
-        cpu = (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, IndexError):
+        return "", None, None
+    if len(fields) < 20 or fields[0] == b"Z":
+        return "", None, None  # gone, or exited and not yet reaped by its parent
+    start = fields[19].decode()
+    maxrss = cpu = None
+    try:
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"VmHWM:"):
