@@ -66,3 +66,12 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         sys.stderr.write(f"notifyd: {exc.message}\n")
         sys.exit(int(exc.status))
+    except OSError as exc:
+        # A path that cannot be created or read (NOTIFYD_STATE_DIR under a
+        # file, a home that is not ours): name it, never a traceback.
+        if _debug["on"]:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"notifyd: {where}{exc.strerror or exc}; check that this path and its "
+                         "parent directories exist and are yours (see `notifyd status`)\n")
+        sys.exit(int(ExitStatus.ERROR))

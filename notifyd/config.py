@@ -67,6 +67,8 @@ def _optional_path(text: str) -> str:
     return os.path.expanduser(text.strip())
 
 
+MIN_RETRY_FOR = 24 * 3600.0
+
 # section -> key -> (parser, default text, expected form for error messages)
 SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "notify": {
@@ -169,6 +171,12 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise NotifydError(
             f"{path}: [watcher] lease_timeout ({values['lease_timeout']:g}s) must be at least three "
             f"times poll_interval ({values['poll_interval']:g}s), or a busy watcher loses its lease",
+            ExitStatus.CONFIG,
+        )
+    if values["retry_for"] < MIN_RETRY_FOR:
+        raise NotifydError(
+            f"{path}: [watcher] retry_for = {values['retry_for']:g}s is too short: a notification "
+            "must be retried for at least 24h (an outage over a weekend night); use 24h or more",
             ExitStatus.CONFIG,
         )
     if values["retry_max"] < values["retry_initial"]:

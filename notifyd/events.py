@@ -116,6 +116,17 @@ class MalformedEvent(ValueError):
     """A spool line that is not a valid event; the reader skips and counts it."""
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise MalformedEvent(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise MalformedEvent(f"{text} is not a number an event can hold")
+
+
 def decode(line: bytes) -> dict[str, Any]:
     """Parse and validate one line (without its newline)."""
     import json  # the watcher's side; kept off pingch's import path
@@ -123,8 +134,10 @@ def decode(line: bytes) -> dict[str, Any]:
     if len(line) > MAX_LINE:
         raise MalformedEvent(f"line of {len(line)} bytes exceeds the {MAX_LINE}-byte bound")
     try:
-        ev = json.loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+        ev = json.loads(line, parse_float=_finite, parse_constant=_no_constant)
+    except MalformedEvent:
+        raise
+    except (ValueError, RecursionError) as exc:
         raise MalformedEvent(f"not JSON: {exc}") from None
     if not isinstance(ev, dict):
         raise MalformedEvent("not a JSON object")

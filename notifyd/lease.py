@@ -27,6 +27,8 @@ from __future__ import annotations
 import os
 import time
 
+from notifyd import fsutil
+
 PREFIX = "lease."
 STOP_PREFIX = "stop."
 SPAWN_PREFIX = "spawn."
@@ -231,12 +233,7 @@ class Lease:
 
     def _write_tmp(self, released: bool = False) -> str:
         tmp = self._tmp()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, _format(self._fields(released)))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsutil.write_new(tmp, _format(self._fields(released)))
         return tmp
 
     def acquire(self) -> LeaseInfo | None:
@@ -292,8 +289,8 @@ class Lease:
         if not force and now - self._last_beat < self.timeout / 6:
             return
         self.check()
-        tmp = self._write_tmp()
-        os.replace(tmp, lease_path(self.lease_dir, self.gen))
+        data = _format(self._fields())
+        fsutil.atomic_write(lease_path(self.lease_dir, self.gen), data, self._tmp())
         self._last_beat = now
 
     def stop_requested(self) -> bool:
@@ -305,8 +302,8 @@ class Lease:
             self.check()
         except LeaseLost:
             return
-        tmp = self._write_tmp(released=True)
-        os.replace(tmp, lease_path(self.lease_dir, self.gen))
+        data = _format(self._fields(released=True))
+        fsutil.atomic_write(lease_path(self.lease_dir, self.gen), data, self._tmp())
 
 
 def clear_spawn_mark(lease_dir: str, host: str) -> None:

@@ -23,7 +23,7 @@ _MATRIX_ROOM = re.compile(r"@room\b", re.IGNORECASE)
 class Message:
     title: str
     body: str
-    kind: str  # "success", "failure" or "info": Apprise's notify types
+    kind: str  # "success", "failure", "warning" or "info": Apprise's notify types
 
 
 def neutralise(text: str) -> str:
@@ -119,7 +119,9 @@ def finished(ev: dict[str, Any]) -> Message:
     if duration is None and start is not None:
         duration = max(0.0, end - start)
 
-    if ok is True:
+    if ev.get("unwatched"):
+        head, kind = f"👀 {title} on {host} is no longer watched", "warning"
+    elif ok is True:
         head, kind = f"✅ {title} finished on {host}", "success"
     elif ok is False:
         head, kind = f"❌ {title} failed on {host} ({outcome})", "failure"
@@ -133,7 +135,10 @@ def finished(ev: dict[str, Any]) -> Message:
     lines.append(f"{host} · pid {ev.get('pid')} · {_span(start, end)}")
     usage = []
     maxrss = _number(ev, "maxrss_kb")
-    if maxrss is not None:
+    floor = _number(ev, "maxrss_floor_kb")
+    if maxrss is not None and floor is not None and maxrss <= floor:
+        usage.append(f"peak RSS ≤ {human_kib(maxrss)}")  # see maxrss_floor_kb in EVENTS.md
+    elif maxrss is not None:
         usage.append(f"peak RSS {human_kib(maxrss)}")
     cpu = _number(ev, "cpu_s")
     if cpu is not None:

@@ -117,7 +117,10 @@ def user_name(env: Mapping[str, str] | None = None) -> str:
         return name
     import pwd  # builtin and cheap; only reached when USER is unset (cron)
 
-    return pwd.getpwuid(os.getuid()).pw_name
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid the name service cannot resolve (LDAP down, containers)
+        return str(os.getuid())
 
 
 def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str]) -> None:

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from notifyd import events, launch, paths
+from notifyd import events, fsutil, launch, paths
 
 USAGE = """\
 usage: pingch [-t TITLE] [--] COMMAND [ARGS...]
@@ -71,19 +71,13 @@ class _Spool:
     def append(self, event: dict[str, object]) -> None:
         try:
             line = events.encode(event)
+            # One write() per event: a host's appends are serialised by its
+            # kernel, so lines from one host never interleave.
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+                fsutil.append_line(self.path, line)
             except FileNotFoundError:
                 paths.ensure_private_dir(os.path.dirname(self.path), self.state_dir)
-                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            try:
-                # One write() per event: a host's appends are serialised by
-                # its kernel, so lines from one host never interleave.
-                written = os.write(fd, line)
-            finally:
-                os.close(fd)
-            if written != len(line):
-                raise OSError(f"short write ({written} of {len(line)} bytes)")
+                fsutil.append_line(self.path, line)
         except Exception as exc:  # the job must never suffer for the spool
             self.warn(f"cannot record the job in {self.path}: {exc}; the job runs on, "
                       "but no notification will come for it")
@@ -207,6 +201,7 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 
     cwd = _cwd()
+    floor = _own_peak_rss()
     start = time.time()
     try:
         pid = os.posix_spawnp(argv[0], argv, os.environ, setsigmask=old_mask,
@@ -257,9 +252,27 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
         exit=None if sig is not None else code,
         signal=sig,
         maxrss_kb=usage.ru_maxrss,  # KiB on Linux: getrusage(2)
+        maxrss_floor_kb=floor,
         cpu_s=round(usage.ru_utime + usage.ru_stime, 3),
     ))
     return code
+
+
+def _own_peak_rss() -> int | None:
+    """pingch's own peak RSS in KiB, just before it spawns the job.
+
+    The kernel folds the memory a process had before exec (pingch's, which
+    the job shares until then) into the job's ru_maxrss (exec_mmap in
+    fs/exec.c), so a job whose ru_maxrss is not above this used less.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
 
 
 def _quote(arg: str) -> str:
@@ -335,7 +348,18 @@ def watch_pid(pid: int, title: str | None, spool: _Spool) -> int:
     poller = select.poll()
     if pidfd >= 0:
         poller.register(pidfd, select.POLLIN)
-    while True:
+    # Stopping pingch -p (Ctrl-C, logout) ends the watching, not the process:
+    # it is recorded as "no longer watched", so the job does not stay
+    # "running" forever and the user learns that no finish will come.
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, stop)
+    while not stopped_by:
         sample = _proc_sample(pid)
         if sample[0] != start_ticks:
             break
@@ -345,9 +369,14 @@ def watch_pid(pid: int, title: str | None, spool: _Spool) -> int:
             break
     if pidfd >= 0:
         os.close(pidfd)
+    extra: dict[str, object] = {}
+    if stopped_by:
+        name = signal.Signals(stopped_by[0]).name
+        extra = {"unwatched": True,
+                 "error": f"pingch -p was stopped by {name}; pid {pid} may still be running"}
     spool.append(_finish(base, time.time(), start, exit=None, signal=None, exit_unknown=True,
-                         maxrss_kb=maxrss, cpu_s=None if cpu is None else round(cpu, 3)))
-    return 0
+                         maxrss_kb=maxrss, cpu_s=None if cpu is None else round(cpu, 3), **extra))
+    return 128 + stopped_by[0] if stopped_by else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+from notifyd import fsutil
 from notifyd.config import Config
 from notifyd.errors import ExitStatus, NotifydError
 
@@ -26,6 +27,40 @@ def mask_url(url: str) -> str:
     """A URL Apprise could not parse, with everything after the scheme hidden."""
     scheme, sep, _rest = url.partition("://")
     return f"{scheme}://****" if sep else "****"
+
+
+def display_url(private: str, public: str) -> str:
+    """Apprise's masked URL with its path and query hidden as well.
+
+    Apprise's privacy mode masks passwords and tokens it knows of, but not,
+    say, an ntfy topic, which is the only secret of a public ntfy server.
+    """
+    scheme, _, rest = public.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    has_more = bool(urlsplit(private).path.strip("/") or urlsplit(private).query)
+    return f"{scheme}://{host}/****" if has_more else f"{scheme}://{host}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """Parts of a URL that could be secret, longest first, to scrub from messages."""
+    parts = urlsplit(url)
+    found = {parts.password or "", parts.username or ""}
+    found.update(seg for seg in parts.path.split("/") if len(seg) >= 4)
+    found.update(v for _k, v in parse_qsl(parts.query) if len(v) >= 4)
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
+def _apprise() -> Any:
+    """Import Apprise with its logger silenced: what it says is captured per send."""
+    import apprise
+
+    logger = logging.getLogger("apprise")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        # Without a handler Python prints warnings to stderr, URL parts and all.
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+    return apprise
 
 
 def url_key(url: str) -> str:
@@ -67,11 +102,7 @@ class InboxTarget(Target):
             "body": entry["body"],
         }
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            try:
-                os.write(fd, (dumps(record) + "\n").encode())
-            finally:
-                os.close(fd)
+            fsutil.append_line(self.path, (dumps(record) + "\n").encode())
         except OSError as exc:
             return False, f"cannot write {self.path}: {exc}"
         return True, ""
@@ -102,14 +133,22 @@ def _captured() -> Iterator[_Capture]:
 class AppriseTarget(Target):
     """One Apprise URL (from the config, APPRISE_URLS or an Apprise config file)."""
 
-    def __init__(self, plugin: Any) -> None:
+    def __init__(self, plugin: Any, written: str | None = None) -> None:
         self.plugin = plugin
-        self.key = url_key(plugin.url(privacy=False))
-        self.display = plugin.url(privacy=True)
+        private = plugin.url(privacy=False)
+        self.key = url_key(private)
+        self.display = display_url(private, plugin.url(privacy=True))
+        # From the URL as the user wrote it: Apprise's own form adds default
+        # query values (method=POST...) that are no secret to scrub.
+        self.secrets = url_secrets(written or private.split("?", 1)[0])
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
 
     def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
-        import apprise
-
+        apprise = _apprise()
         with _captured() as capture:
             try:
                 ok = bool(self.plugin.notify(
@@ -117,10 +156,10 @@ class AppriseTarget(Target):
                     notify_type=apprise.NotifyType(entry["kind"]),
                 ))
             except Exception as exc:  # a plugin bug must not stop the watcher
-                return False, f"{type(exc).__name__}: {exc}"
+                return False, self.scrub(f"{type(exc).__name__}: {exc}")
         if ok:
             return True, ""
-        return False, "; ".join(capture.messages[-2:]) or "the service did not accept it"
+        return False, self.scrub("; ".join(capture.messages[-2:])) or "the service did not accept it"
 
 
 def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
@@ -128,7 +167,7 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
     targets: list[Target] = [InboxTarget(inbox_dir, host)]
     if not config.pushes:
         return targets
-    import apprise
+    apprise = _apprise()
 
     for url in config.urls:
         plugin = apprise.Apprise.instantiate(url)
@@ -138,7 +177,7 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
                 "check its scheme and parts against https://github.com/caronc/apprise/wiki",
                 ExitStatus.CONFIG,
             )
-        targets.append(AppriseTarget(plugin))
+        targets.append(AppriseTarget(plugin, written=url))
     for path in config.apprise_configs:
         ac = apprise.AppriseConfig()
         if not ac.add(path) or not ac.services():
@@ -155,6 +194,11 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
             seen.add(target.key)
             unique.append(target)
     return unique
+
+
+def inbox_job_ids(inbox_dir: Path) -> set[str]:
+    """Every job id the inbox holds a notification for."""
+    return {str(r["job"]) for r in read_inbox(inbox_dir) if r.get("job")}
 
 
 def read_inbox(inbox_dir: Path) -> list[dict[str, Any]]:

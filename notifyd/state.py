@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from notifyd import fsutil
 from notifyd.spool import Cursor
 
 STATE_VERSION = 1
@@ -118,13 +119,7 @@ def load(path: Path, journal_dir: Path) -> State:
 def save(state: State, path: Path, journal_dir: Path) -> None:
     """Write the whole state atomically, then empty the journals it now contains."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps(state.to_json(), separators=(",", ":")).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    fsutil.atomic_write(path, json.dumps(state.to_json(), separators=(",", ":")).encode(), tmp)
     state.saved_at = time.time()
     for journal in journal_dir.glob("*.log") if journal_dir.is_dir() else []:
         os.truncate(journal, 0)
@@ -139,9 +134,5 @@ class Journal:
         self.lines = 0
 
     def append(self, entry_id: str, key: str) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, f"{entry_id} {key}\n".encode())
-        finally:
-            os.close(fd)
+        fsutil.append_line(self.path, f"{entry_id} {key}\n".encode())
         self.lines += 1

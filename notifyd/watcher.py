@@ -23,7 +23,7 @@ from notifyd import lease, legacy, message, sender, state
 from notifyd.config import Config
 from notifyd.config import load as load_config
 from notifyd.errors import NotifydError
-from notifyd.events import MalformedEvent, decode
+from notifyd.events import decode
 from notifyd.paths import Paths
 from notifyd.spool import Cursor, read_new
 
@@ -39,15 +39,15 @@ def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> N
     )
     fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s")
     handler.setFormatter(fmt)
-    for name in ("notifyd", "apprise"):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(logging.INFO if name == "notifyd" else logging.WARNING)
-        logger.propagate = False
-        if to_stderr:
-            err = logging.StreamHandler()
-            err.setFormatter(fmt)
-            logger.addHandler(err)
+    # Only our logger writes here; Apprise's words reach the log through
+    # sender, with the URL's secret parts scrubbed.
+    log.handlers = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if to_stderr:
+        err = logging.StreamHandler()
+        err.setFormatter(fmt)
+        log.addHandler(err)
 
 
 class Watcher:
@@ -96,13 +96,21 @@ class Watcher:
         try:
             self.state = state.load(self.paths.state_file, self.paths.journal_dir)
         except state.StateFileError as exc:
-            # Keep the broken file for a human and start afresh; the done-set
-            # is lost, so jobs still in the spools may be notified again.
             aside = self.paths.state_file.with_name(f"watcher-state.broken-{int(time.time())}.json")
             os.replace(self.paths.state_file, aside)
-            log.error("%s; moved it to %s and starting with an empty state", exc, aside)
+            log.error("%s; moved it to %s and rebuilding from the inbox", exc, aside)
+            self.state = state.State()
+        if not self.state.cursors:
+            # No usable state (first start, or lost): every job the inbox
+            # already holds was notified, so re-reading the spools from the
+            # top must not announce it again. Jobs not in it are news.
+            known = sender.inbox_job_ids(self.paths.inbox_dir)
+            for job in known:
+                self.state.remember_done(job, 0.0)
+            if known:
+                log.warning("no saved state: rebuilt %d finished jobs from the inbox", len(known))
         self.targets = sender.build_targets(self.config, self.paths.inbox_dir, self.host)
-        self._forget_unknown_targets()
+        self._log_orphans()
         took = self.lease.took_over_from
         log.info(
             "watcher started: lease generation %d%s; targets: %s",
@@ -115,26 +123,32 @@ class Watcher:
         """The main loop; returns when stopped or when the lease is lost."""
         try:
             while not self.stopping:
-                self.lease.heartbeat()
-                if self.lease.stop_requested():
-                    log.info("stop requested through %s", self.paths.lease_dir)
-                    break
                 try:
+                    self.lease.heartbeat()
+                    if self.lease.stop_requested():
+                        log.info("stop requested through %s", self.paths.lease_dir)
+                        break
                     self.round()
                 except (lease.LeaseLost, KeyboardInterrupt):
                     raise
                 except Exception:
-                    # Odd input or a full disk must not kill the only watcher:
-                    # nothing unsaved is lost, the next round tries again.
+                    # A full disk, an unreachable lease dir or a bug must not
+                    # kill the only watcher: nothing is sent unless the lease
+                    # is verified, and the next round tries again.
                     log.exception("error in a watcher round; retrying next round")
                 self._sleep(self.config.poll_interval)
         except lease.LeaseLost as exc:
             log.warning("lease lost (%s): another watcher took over; stopping without "
                         "sending or saving anything more", exc)
             return 0
-        self.lease.check()
-        self.save()
-        self.lease.release()
+        try:
+            self.lease.check()
+            self.save()
+            self.lease.release()
+        except lease.LeaseLost:
+            return 0
+        except OSError as exc:
+            log.error("could not save the state or release the lease on stop: %s", exc)
         log.info("watcher stopped")
         return 0
 
@@ -177,20 +191,21 @@ class Watcher:
             return
         self.config, self.targets = config, targets
         self.lease.timeout = config.lease_timeout
-        self._forget_unknown_targets()
+        self._log_orphans()
         log.info("config reloaded; targets: %s", ", ".join(t.display for t in targets))
 
-    def _forget_unknown_targets(self) -> None:
-        """Pending deliveries to a URL no longer configured are dropped, not kept forever."""
+    def _log_orphans(self) -> None:
+        """Say when pending deliveries wait for a URL that is not configured now.
+
+        They are kept, not dropped: a config emptied for a moment (an editor
+        saving, `init` rewriting it) must not lose them. If the URL stays
+        away they are given up after retry_for, like any failing delivery.
+        """
         keys = {t.key for t in self.targets}
-        dropped = 0
-        for entry in self.state.outbox:
-            gone = [k for k in entry["targets"] if k not in keys]
-            dropped += len(gone)
-            entry["targets"] = [k for k in entry["targets"] if k in keys]
-        self.state.outbox = [e for e in self.state.outbox if e["targets"]]
-        if dropped:
-            log.warning("dropped %d pending deliveries to URLs no longer configured", dropped)
+        waiting = sum(1 for e in self.state.outbox for k in e["targets"] if k not in keys)
+        if waiting:
+            log.warning("%d pending deliveries wait for URLs that are not configured now; "
+                        "they are kept for retry_for, then given up", waiting)
 
     # -- reading the spools ---------------------------------------------------
     def ingest(self) -> bool:
@@ -222,9 +237,15 @@ class Watcher:
         for offset, line in chunk.lines:
             try:
                 handle(line, history=first_time and key == LEGACY_KEY)
-            except (MalformedEvent, ValueError) as exc:
+            except ValueError as exc:  # MalformedEvent, or a legacy line that is not one
                 self.state.stats.malformed += 1
                 log.warning("skipping malformed line in %s at byte %d: %s", path, offset, exc)
+            except Exception as exc:
+                # Valid JSON that still breaks us (absurd numbers, a bug): the
+                # line is skipped like a malformed one, never retried forever.
+                self.state.stats.malformed += 1
+                log.warning("skipping unusable line in %s at byte %d: %s: %s",
+                            path, offset, type(exc).__name__, exc)
         self.state.cursors[key] = cursor
         return cursor.to_json() != before or bool(chunk.oversized)
 
@@ -239,13 +260,16 @@ class Watcher:
             self.state.legacy_open[item.key] = {"title": item.arg, "ts": item.ts}
             return
         started = self.state.legacy_open.pop(item.key, None)
-        if history:
-            return
         start_ts = started["ts"] if started else None
+        job = f"legacy-{item.host}-{item.pid}-{int(start_ts or item.ts)}"
+        if history:
+            # Remembered, so a trimmed and re-read file does not announce it.
+            self.state.remember_done(job, item.ts)
+            return
         arg = item.arg.strip()
         self.handle_event({
             "v": 1, "ev": "finish", "legacy": True,
-            "job": f"legacy-{item.host}-{item.pid}-{int(start_ts or item.ts)}",
+            "job": job,
             "host": item.host, "pid": item.pid,
             "title": started["title"] if started else f"pid {item.pid}",
             "start_ts": start_ts, "ts": item.ts,
@@ -267,8 +291,8 @@ class Watcher:
         self.state.running.pop(job, None)
         if job in self.state.done:
             return  # already notified: a re-read spool must not repeat it
-        self.state.remember_done(job, float(ev.get("ts") or time.time()))
         msg = message.finished(ev)
+        self.state.remember_done(job, float(ev["ts"]))
         self.enqueue(f"{job}:finish", job, msg)
 
     def enqueue(self, entry_id: str, job: str, msg: message.Message) -> None:
@@ -292,11 +316,19 @@ class Watcher:
                 self.lease.check()  # a watcher that lost its lease sends nothing more
                 ok, detail = target.send(entry)
                 if ok:
-                    self.journal.append(entry["id"], target.key)
+                    # In memory first: if the journal cannot be written (disk
+                    # full) this watcher must still not send it again.
                     self.state.mark_delivered(entry["id"], target.key)
                     self.state.stats.delivered += 1
                     if self.state.backoff.pop(target.key, None):
                         log.info("%s works again", target.display)
+                    try:
+                        self.journal.append(entry["id"], target.key)
+                    except OSError as exc:
+                        log.error("cannot record a delivery in %s (%s); trying a full state "
+                                  "save instead", self.journal.path, exc)
+                        self.lease.check()
+                        self.save()  # if this fails too, the round ends here
                     continue
                 failures = (backoff or {}).get("failures", 0) + 1
                 delay = min(self.config.retry_max, self.config.retry_initial * 2 ** (failures - 1))
@@ -326,6 +358,7 @@ class Watcher:
 def main(paths: Paths, host: str, background: bool) -> int:
     """`notifyd watch`: returns an exit status; raises NotifydError for the user."""
     os.umask(0o077)  # everything the watcher creates is the user's alone
+    os.chdir("/")  # never keep the job's directory (a scratch mount) busy
     try:
         config = load_config(paths.config_file)
     except NotifydError as exc:

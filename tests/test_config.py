@@ -65,8 +65,15 @@ def test_duration_parses(text: str, seconds: float) -> None:
 @pytest.mark.parametrize(("text", "seconds"), [("500ms", 0.5), ("2m", 120.0), ("1.5h", 5400.0),
                                                ("3d", 259200.0), ("90", 90.0)])
 def test_duration_in_config_file_parses(tmp_path: Path, text: str, seconds: float) -> None:
-    cfg = _load(_write(tmp_path, f"[watcher]\nretry_for = {text}\n"))
-    assert cfg.retry_for == pytest.approx(seconds)
+    cfg = _load(_write(tmp_path, f"[watcher]\nretry_initial = {text}\nretry_max = 30d\n"))
+    assert cfg.retry_initial == pytest.approx(seconds)
+
+
+def test_retry_for_shorter_than_a_day_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[watcher]\nretry_for = 23h\n")
+    with pytest.raises(NotifydError, match=r"retry_for .*at least 24h") as info:
+        _load(path)
+    assert str(path) in info.value.message
 
 
 @pytest.mark.parametrize(("text", "size"), [("500k", 500 * 1024), ("1M", 1024**2), ("2gb", 2 * 1024**3),

@@ -1,0 +1,56 @@
+"""Writing files so that a short write, a full disk or a crash never leaves half of one.
+
+Standard library only: the lease code, which pingch imports, uses it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """write() until every byte is written; a write that makes no progress is an error."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(f"write made no progress with {len(view)} bytes left")
+        view = view[n:]
+
+
+def append_line(path: str | os.PathLike[str], line: bytes) -> None:
+    """Append one line with one write() on an O_APPEND descriptor, or raise.
+
+    One write keeps the line whole against other appenders on this host; a
+    short write would leave a partial line, so it is an error, not a retry.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        written = os.write(fd, line)
+    finally:
+        os.close(fd)
+    if written != len(line):
+        raise OSError(f"short write to {os.fspath(path)} ({written} of {len(line)} bytes)")
+
+
+def write_new(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create or truncate `path` (0600, never through a symlink), write all of it, fsync."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, tmp: str | os.PathLike[str]) -> None:
+    """Replace `path` with `data` through `tmp` in the same directory (rename is atomic)."""
+    try:
+        write_new(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
