@@ -201,7 +201,6 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 
     cwd = _cwd()
-    floor = _own_peak_rss()
     start = time.time()
     try:
         pid = os.posix_spawnp(argv[0], argv, os.environ, setsigmask=old_mask,
@@ -219,6 +218,7 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
         _ensure_watcher(spool)
         return code
 
+    floor = _own_peak_rss()  # after the spawn: posix_spawn's own pages count too
     job = events.new_job_id(spool.host, pid)
     base = _base_event(spool, "start", job=job, pid=pid, title=title, cmd=shown, start=start, cwd=cwd)
     spool.append(base)
@@ -259,7 +259,7 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
 
 
 def _own_peak_rss() -> int | None:
-    """pingch's own peak RSS in KiB, just before it spawns the job.
+    """pingch's own peak RSS in KiB, read right after it spawned the job.
 
     The kernel folds the memory a process had before exec (pingch's, which
     the job shares until then) into the job's ru_maxrss (exec_mmap in

@@ -167,3 +167,11 @@ def test_human_kib(kib: float, text: str) -> None:
 
 def test_signal_name_of_a_known_signal() -> None:
     assert message.signal_name(2) == "SIGINT"
+
+
+def test_peak_rss_not_above_pingchs_own_is_shown_as_an_upper_bound() -> None:
+    ev = {"ev": "finish", "job": "h-1-a", "host": "h", "pid": 1, "ts": 1_700_000_000.0,
+          "exit": 0, "maxrss_kb": 12_000, "maxrss_floor_kb": 12_400}
+    assert "peak RSS ≤ 11.7 MiB" in finished(ev).body
+    ev["maxrss_kb"] = 20 * 1024 * 1024
+    assert "peak RSS 20.0 GiB" in finished(ev).body

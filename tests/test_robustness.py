@@ -137,7 +137,7 @@ def test_interrupted_pingch_p_records_that_the_process_is_no_longer_watched(home
     try:
         watch = subprocess.Popen([PINGCH, "-p", str(job.pid), "-t", "followed"], env=home.env,
                                  stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: home.events(), 10, "the start event")
+        wait_until(home.events, 10, "the start event")
         watch.send_signal(signal.SIGINT)
         assert watch.wait(timeout=10) == 128 + signal.SIGINT
         assert watch.stderr is not None and "Traceback" not in watch.stderr.read()
