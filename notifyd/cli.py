@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-from notifyd.commands import ensure, inbox, status, stop, test, watch
+from notifyd.commands import cron, ensure, inbox, nodes, procs, snapshot, status, stop, test, watch
 from notifyd.errors import ExitStatus, NotifydError
 
 app = typer.Typer(
@@ -35,9 +35,8 @@ def _options(
     _debug["on"] = debug
 
 
-def _verb(module: object, name: str) -> None:
-    """Register module.command as `name`; its int result becomes the exit status."""
-    fn: Callable[..., int] = module.command  # type: ignore[attr-defined]
+def _verb(group: typer.Typer, name: str, fn: Callable[..., int], help_text: str | None) -> None:
+    """Register `fn` as `name` in `group`; its int result becomes the exit status."""
 
     @functools.wraps(fn)
     def run(*args: object, **kwargs: object) -> None:
@@ -48,12 +47,18 @@ def _verb(module: object, name: str) -> None:
         if code:
             raise typer.Exit(code)
 
-    app.command(name, help=module.__doc__)(run)
+    group.command(name, help=help_text)(run)
 
 
 for _module, _name in ((watch, "watch"), (ensure, "ensure"), (stop, "stop"),
-                       (status, "status"), (test, "test"), (inbox, "inbox")):
-    _verb(_module, _name)
+                       (status, "status"), (test, "test"), (inbox, "inbox"),
+                       (snapshot, "snapshot"), (procs, "procs"), (nodes, "nodes")):
+    _verb(app, _name, _module.command, _module.__doc__)
+
+cron_app = typer.Typer(help=cron.__doc__, no_args_is_help=True)
+for _fn in (cron.install, cron.remove, cron.show):
+    _verb(cron_app, _fn.__name__, _fn, _fn.__doc__)
+app.add_typer(cron_app, name="cron")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,6 +54,22 @@ def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
     return check
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("a number such as 2 or 0.5") from None
+    if not value >= 0:
+        raise ValueError("a number of zero or more")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError("a whole number such as 10")
+    return int(text)
+
+
 def _urls(text: str) -> tuple[str, ...]:
     lines = (line.strip() for line in text.splitlines())
     return tuple(line for line in lines if line and not line.startswith("#"))
@@ -86,6 +102,13 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "legacy": {
         "pingchilling": (_optional_path, "~/.pingchilling"),
     },
+    "procs": {
+        "dir": (_optional_path, ""),
+        "interval": (_positive(parse_duration), "1s"),
+        "stale_after": (_positive(parse_duration), "3m"),
+        "min_cpu": (_non_negative, "2"),
+        "top": (_count, "10"),
+    },
 }
 
 
@@ -101,6 +124,11 @@ class Config:
     retry_for: float
     log_max_size: int
     legacy_file: str  # '' turns reading ~/.pingchilling off
+    procs_dir: str  # '' means the default, <state dir>/procs
+    snapshot_interval: float
+    stale_after: float
+    snapshot_min_cpu: float
+    snapshot_top: int
 
     @property
     def pushes(self) -> bool:
@@ -213,4 +241,9 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         retry_for=values["retry_for"],
         log_max_size=int(values["log_max_size"]),
         legacy_file=values["pingchilling"],
+        procs_dir=values["dir"],
+        snapshot_interval=values["interval"],
+        stale_after=values["stale_after"],
+        snapshot_min_cpu=values["min_cpu"],
+        snapshot_top=values["top"],
     )

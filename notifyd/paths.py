@@ -71,6 +71,12 @@ class Paths:
         """The old bash function's file, read so a lab can switch over without losing a job."""
         return self.home / ".pingchilling"
 
+    def procs_dir(self, configured: str) -> Path:
+        """Where node snapshots live: `[procs] dir`, else <state dir>/procs (private)."""
+        from pathlib import Path
+
+        return Path(configured) if configured else self.state_dir / "procs"
+
     def private_dir(self, path: Path) -> Path:
         """Create one of notifyd's directories (0700 from the state dir down)."""
         ensure_private_dir(path, self.state_dir)

@@ -1,0 +1,95 @@
+"""Who runs what on every node, from the nodes' snapshots (the classic ps view).
+
+    $ notifyd procs --min-cpu 50
+    node5  load 15.8/16  mem 41.2G/62.8G  swap 0B  snapshot 23 s old
+        PID USER      %CPU %MEM    RSS  ELAPSED COMMAND
+      81234 ana      398.0 12.3   7.7G  2-03:04 python relax.py --steps 400
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from typing import Any
+
+import typer
+
+from notifyd import nodeview
+from notifyd.commands.common import config, context
+
+SORT_KEYS = {"cpu": "cpu", "mem": "mem", "rss": "rss", "elapsed": "elapsed"}
+
+
+def colour(text: str, code: str) -> str:
+    """ANSI colour on a terminal only (and never with NO_COLOR set)."""
+    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\033[{code}m{text}\033[0m"
+    return text
+
+
+def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
+    paths, host = context()
+    cfg = config(paths)
+    nodes, notes = nodeview.load(paths.procs_dir(cfg.procs_dir), cfg.stale_after, host)
+    for note in notes:
+        typer.echo(f"notifyd: {note}", err=True)
+    if node_filter:
+        nodes = [n for n in nodes if n.host in node_filter]
+    return nodes
+
+
+def _rows(node: nodeview.Node, users: list[str] | None, min_cpu: float, sort: str) -> list[dict[str, Any]]:
+    rows = [r for r in node.data["procs"] if float(r["cpu"]) >= min_cpu
+            and (not users or r["user"] in users)]
+    return sorted(rows, key=lambda r: -float(r[SORT_KEYS[sort]]))
+
+
+def _header(node: nodeview.Node) -> str:
+    d = node.data
+    used = node.mem_total - node.mem_free
+    head = (f"{colour(node.host, '1')}  load {d['load'][0]:.1f}/{node.cores}  "
+            f"mem {nodeview.human_bytes(used)}/{nodeview.human_bytes(node.mem_total)}  "
+            f"swap {nodeview.human_bytes(int(d.get('swap_used', 0)))}  ")
+    if node.stale:
+        return head + colour(f"STALE: snapshot {nodeview.human_age(node.age)} old", "1;31")
+    return head + f"snapshot {nodeview.human_age(node.age)} old"
+
+
+def command(
+    user: list[str] = typer.Option(None, "--user", "-u", help="Only these users' processes."),
+    node: list[str] = typer.Option(None, "--node", "-n", help="Only these nodes."),
+    min_cpu: float = typer.Option(0.0, "--min-cpu", help="Only processes at or above this %CPU."),
+    sort: str = typer.Option("cpu", "--sort", help="cpu, mem, rss or elapsed (largest first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> int:
+    if sort not in SORT_KEYS:
+        raise typer.BadParameter(f"--sort takes one of {', '.join(SORT_KEYS)}, not {sort!r}")
+    nodes = load_nodes(node)
+    if as_json:
+        typer.echo(json.dumps([
+            {"node": n.host, "stale": n.stale, "age": round(n.age, 1), "load": n.data["load"],
+             "cpu_count": n.cores, "mem_total": n.mem_total, "mem_available": n.mem_free,
+             "procs": _rows(n, user, min_cpu, sort)} for n in nodes], indent=1))
+        return 0
+    if not nodes:
+        typer.echo("no node snapshots to show (notifyd snapshot writes one; "
+                   "notifyd cron install runs it every minute)")
+        return 0
+    width = max(60, shutil.get_terminal_size((80, 24)).columns)
+    for i, n in enumerate(sorted(nodes, key=lambda n: n.host)):
+        if i:
+            typer.echo("")
+        typer.echo(_header(n))
+        rows = _rows(n, user, min_cpu, sort)
+        if not rows:
+            typer.echo("    (no matching processes)")
+            continue
+        typer.echo(f"{'PID':>7} {'USER':<8} {'%CPU':>6} {'%MEM':>5} {'RSS':>6} {'ELAPSED':>11} COMMAND")
+        for r in rows:
+            line = (f"{r['pid']:>7} {r['user'][:8]:<8} {float(r['cpu']):>6.1f} {float(r['mem']):>5.1f} "
+                    f"{nodeview.human_bytes(int(r['rss'])):>6} "
+                    f"{nodeview.human_elapsed(float(r['elapsed'])):>11} {r['cmd']}")
+            typer.echo(line if len(line) <= width else line[: width - 1] + "…")
+    return 0

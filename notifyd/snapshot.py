@@ -1,0 +1,192 @@
+"""One node's snapshot: who runs what, how busy the node is; written by cron every minute.
+
+    $ notifyd snapshot
+    $ cat ~/.local/state/notifyd/procs/node5.json | python -m json.tool | head
+
+CPU is sampled, not read from ps: ps's %CPU is a lifetime average, and a
+process's first psutil cpu_percent() is 0.0. So one run primes every process,
+sleeps `interval` and samples again (psutil's scripts do the same).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from notifyd import fsutil
+from notifyd.errors import NotifydError
+
+SCHEMA_VERSION = 1
+CMD_MAX = 200  # characters of a command line kept per process
+
+_ATTRS = ["pid", "username", "cmdline", "name", "create_time", "memory_info", "status"]
+
+
+def _gpus() -> list[dict[str, Any]] | None:
+    """Per-GPU use from nvidia-smi, or None where there is none (not an error)."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        gpus_csv = subprocess.run(
+            [exe, "--query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total",
+             "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+        apps_csv = subprocess.run(
+            [exe, "--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    gpus: list[dict[str, Any]] = []
+    by_uuid: dict[str, dict[str, Any]] = {}
+    for line in gpus_csv.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 6:
+            continue
+        try:
+            gpu = {"index": int(parts[0]), "name": parts[2], "util": float(parts[3]),
+                   "mem_used": int(float(parts[4])) * 1024**2,
+                   "mem_total": int(float(parts[5])) * 1024**2, "procs": []}
+        except ValueError:
+            continue  # "[N/A]" on some boards
+        gpus.append(gpu)
+        by_uuid[parts[1]] = gpu
+    for line in apps_csv.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3 and parts[1] in by_uuid and parts[0].isdigit():
+            mem = int(float(parts[2])) * 1024**2 if parts[2].replace(".", "").isdigit() else None
+            by_uuid[parts[1]]["procs"].append({"pid": int(parts[0]), "mem": mem})
+    return gpus
+
+
+def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
+    """Sample every process over `interval` seconds and describe the node."""
+    started = time.time()
+    primed: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter():
+        try:
+            proc.cpu_percent(None)
+            primed[proc.pid] = proc
+        except psutil.Error:
+            pass
+    time.sleep(interval)
+
+    vm = psutil.virtual_memory()
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    users: dict[str, dict[str, float]] = {}
+    pids: list[list[float]] = []
+    vanished = denied = 0
+    for pid in psutil.pids():
+        try:
+            proc = primed.get(pid) or psutil.Process(pid)
+            with proc.oneshot():
+                # A process born after the priming has no CPU sample yet: 0.
+                cpu = proc.cpu_percent(None) if pid in primed else 0.0
+                info = proc.as_dict(_ATTRS)
+        except psutil.NoSuchProcess:
+            vanished += 1
+            continue
+        except psutil.AccessDenied:
+            denied += 1
+            continue
+        # as_dict() fills None where one attribute was denied: counted, not hidden.
+        if any(info.get(k) is None for k in ("username", "memory_info", "create_time")):
+            denied += 1
+        user = info.get("username") or "?"
+        rss = info["memory_info"].rss if info.get("memory_info") else 0
+        created = info.get("create_time") or now
+        pids.append([pid, round(created, 2)])
+        u = users.setdefault(user, {"procs": 0, "cpu": 0.0, "rss": 0})
+        u["procs"] += 1
+        u["cpu"] = round(u["cpu"] + cpu, 1)
+        u["rss"] += rss
+        cmd = " ".join(info.get("cmdline") or []) or f"[{info.get('name') or '?'}]"
+        rows.append({
+            "pid": pid, "user": user, "cpu": round(cpu, 1),
+            "mem": round(100.0 * rss / vm.total, 1) if vm.total else 0.0,
+            "rss": rss, "elapsed": round(max(0.0, now - created), 1),
+            "state": info.get("status") or "?",
+            "cmd": cmd if len(cmd) <= CMD_MAX else cmd[: CMD_MAX - 1] + "…",
+        })
+
+    keep = {r["pid"] for r in rows if r["cpu"] >= min_cpu}
+    # The top N by CPU and by memory, among processes that use any: idle
+    # kernel threads would otherwise fill the list on a quiet node.
+    keep |= {r["pid"] for r in sorted(rows, key=lambda r: -r["cpu"])[:top] if r["cpu"] > 0}
+    keep |= {r["pid"] for r in sorted(rows, key=lambda r: -r["rss"])[:top] if r["rss"] > 0}
+    snapshot: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "host": "",  # filled in by the caller, which knows NOTIFYD_HOST
+        "time": round(now, 3),
+        "sample_started": round(started, 3),
+        "interval": interval,
+        "boot_time": psutil.boot_time(),
+        "cpu_count": psutil.cpu_count() or 1,
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "mem_total": vm.total,
+        "mem_available": vm.available,
+        "swap_used": psutil.swap_memory().used,
+        "cpu_busy": round(sum(r["cpu"] for r in rows) / 100.0, 2),  # cores' worth in use
+        "users": users,
+        "procs": sorted((r for r in rows if r["pid"] in keep), key=lambda r: -r["cpu"]),
+        "pids": pids,
+        "scan": {"seen": len(rows) + vanished + denied, "vanished": vanished, "denied": denied},
+    }
+    gpus = _gpus()
+    if gpus is not None:
+        snapshot["gpus"] = gpus
+    return snapshot
+
+
+def file_mode_for(directory: Path) -> int:
+    """0600, plus read for group/others when the directory lets them list it.
+
+    A directory made for the lab (group rwx, setgid) shares the snapshots;
+    the private default (<state dir>/procs, 0700) keeps them private.
+    """
+    dmode = directory.stat().st_mode
+    mode = 0o600
+    if dmode & (stat.S_IRGRP | stat.S_IXGRP) == (stat.S_IRGRP | stat.S_IXGRP):
+        mode |= stat.S_IRGRP
+    if dmode & (stat.S_IROTH | stat.S_IXOTH) == (stat.S_IROTH | stat.S_IXOTH):
+        mode |= stat.S_IROTH
+    return mode
+
+
+def write(directory: Path, host: str, snapshot: dict[str, Any]) -> Path:
+    """Write <directory>/<host>.json atomically (temp file + rename in the same dir)."""
+    import json
+
+    if not directory.is_dir():
+        raise NotifydError(
+            f"the procs directory {directory} does not exist; create it (for a lab: "
+            f"mkdir -p {directory} && chmod 2775 {directory}) or fix [procs] dir"
+        )
+    target = directory / f"{host}.json"
+    tmp = directory / f".{host}.json.{os.getpid()}.tmp"
+    data = json.dumps({**snapshot, "host": host}, separators=(",", ":")).encode()
+    mode = file_mode_for(directory)
+    try:
+        fsutil.write_new(tmp, data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise NotifydError(
+            f"cannot write the snapshot {target}: {exc.strerror or exc}; check that you may write "
+            f"to {directory} (another user's snapshot for {host} in a sticky directory cannot be "
+            "replaced: one snapshot writer per node)"
+        ) from None
+    return target
