@@ -46,6 +46,18 @@ def _rows(node: nodeview.Node, users: list[str] | None, min_cpu: float, sort: st
     return sorted(rows, key=lambda r: -float(r[SORT_KEYS[sort]]))
 
 
+def short_command(cmd: str) -> str:
+    """The program's base name instead of its full path, as top(1) shows it.
+
+    On 80 columns "/root/.pyenv/versions/3.11.7/bin/python3.11" would leave
+    no room for the arguments, which say which job it is.
+    """
+    first, sep, rest = cmd.partition(" ")
+    if first.startswith("/"):
+        first = first.rsplit("/", 1)[1] or first
+    return first + sep + rest
+
+
 def _header(node: nodeview.Node) -> str:
     d = node.data
     used = node.mem_total - node.mem_free
@@ -86,10 +98,10 @@ def command(
         if not rows:
             typer.echo("    (no matching processes)")
             continue
-        typer.echo(f"{'PID':>7} {'USER':<8} {'%CPU':>6} {'%MEM':>5} {'RSS':>6} {'ELAPSED':>11} COMMAND")
+        typer.echo(f"{'PID':>7} {'USER':<8} {'%CPU':>6} {'%MEM':>5} {'RSS':>6} {'ELAPSED':>10} COMMAND")
         for r in rows:
             line = (f"{r['pid']:>7} {r['user'][:8]:<8} {float(r['cpu']):>6.1f} {float(r['mem']):>5.1f} "
                     f"{nodeview.human_bytes(int(r['rss'])):>6} "
-                    f"{nodeview.human_elapsed(float(r['elapsed'])):>11} {r['cmd']}")
+                    f"{nodeview.human_elapsed(float(r['elapsed'])):>10} {short_command(r['cmd'])}")
             typer.echo(line if len(line) <= width else line[: width - 1] + "…")
     return 0

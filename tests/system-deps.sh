@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs, installed only when missing (CI runs
+# as root on Debian). Without root it says what to install and the tests that
+# need the package say what they miss.
+set -euo pipefail
+need=()
+command -v crontab >/dev/null 2>&1 || need+=(cron)
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+else
+  echo "note: the tests want these Debian packages: ${need[*]} (sudo apt install ${need[*]})" >&2
+fi
