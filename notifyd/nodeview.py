@@ -114,6 +114,18 @@ def _problem(data: Any) -> str | None:
         if not isinstance(row, dict) or any(
                 not isinstance(row.get(k), t) for k, t in _PROC_FIELDS.items()):
             return "a process row is missing fields"
+    # Optional fields: absent is fine, present must be usable.
+    for key in ("swap_used", "cpu_busy", "boot_time"):
+        if key in data and (not isinstance(data[key], _NUMBER) or isinstance(data[key], bool)):
+            return f"field {key!r} is not a number"
+    for name, user in data["users"].items():
+        if not isinstance(user, dict) or not isinstance(user.get("cpu", 0), _NUMBER):
+            return f"user entry {name!r} is malformed"
+    gpus = data.get("gpus", [])
+    if not isinstance(gpus, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("util", 0), _NUMBER)
+            and isinstance(g.get("procs", []), list) for g in gpus):
+        return "field 'gpus' is malformed"
     return None
 
 
@@ -173,6 +185,14 @@ def load(directory: Path, stale_after: float, host: str) -> tuple[list[Node], li
     return nodes, notes
 
 
+def printable(text: str) -> str:
+    """One table row per process: control characters (a newline inside a
+    `python -c` script) are shown escaped instead of breaking the line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def human_bytes(n: float) -> str:
     """Compact sizes for tables: 812K, 7.7G."""
     for unit in ("B", "K", "M", "G", "T"):
@@ -208,11 +228,16 @@ def human_age(seconds: float) -> str:
 
 def parse_size(text: str) -> int:
     """'20G', '512M', '1.5T' or bytes, for --mem."""
+    original = text
     text = text.strip().upper().removesuffix("B").removesuffix("I")
     units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    scale = 1
+    if text and text[-1] in units:
+        text, scale = text[:-1], units[text[-1]]
     try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(float(text))
+        value = float(text) * scale
     except ValueError:
-        raise ValueError(f"{text!r} is not a size such as 20G or 512M") from None
+        value = -1.0
+    if not 0 <= value < 2**63:  # also rejects nan and inf
+        raise ValueError(f"{original!r} is not a size such as 20G or 512M")
+    return int(value)

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import NOTIFYD, Home
 
 CRONTAB = shutil.which("crontab")
 needs_crontab = pytest.mark.skipif(
-    CRONTAB is None, reason="crontab (Debian package cron) is not installed; tests/system-deps.sh installs it as root")
+    CRONTAB is None,
+    reason="crontab (Debian package cron) is not installed; tests/system-deps.sh installs it as root")
 BEGIN = "# >>> notifyd"
 
 

@@ -56,20 +56,23 @@ def command(
         typer.echo("no node snapshots to show (notifyd snapshot writes one; "
                    "notifyd cron install runs it every minute)")
         return 0
+    # Names are never cut: compute-node-017 and -018 must stay apart.
+    w = max([4, *(len(nodeview.printable(n.host)) for n in nodes)])
     if free:
-        typer.echo(f"{'NODE':<10} {'FREE CORES':>10} {'FREE MEM':>9}  {'STATE':<6} AGE")
+        typer.echo(f"{'NODE':<{w}} {'FREE CORES':>10} {'FREE MEM':>9}  {'STATE':<6} AGE")
         for n in nodes:
-            typer.echo(f"{n.host[:10]:<10} {n.free_cores:>10.1f} {nodeview.human_bytes(n.mem_free):>9}  "
-                       f"{n.state:<6} {nodeview.human_age(n.age)}")
+            typer.echo(f"{nodeview.printable(n.host):<{w}} {n.free_cores:>10.1f} "
+                       f"{nodeview.human_bytes(n.mem_free):>9}  {n.state:<6} {nodeview.human_age(n.age)}")
         return 0
-    typer.echo(f"{'NODE':<10} {'STATE':<6} {'LOAD/CORES':>10} {'MEM USED/TOTAL':>15} {'GPU':>4}  "
+    typer.echo(f"{'NODE':<{w}} {'STATE':<6} {'LOAD/CORES':>10} {'MEM USED/TOTAL':>15} {'GPU':>4}  "
                f"{'TOP USERS':<20} AGE")
     for n in nodes:
         busy, total = n.gpus
-        users = ", ".join(f"{u} {c:.1f}" for u, c in n.top_users()) or "-"
+        users = nodeview.printable(", ".join(f"{u} {c:.1f}" for u, c in n.top_users()) or "-")
         mem_text = f"{nodeview.human_bytes(n.mem_total - n.mem_free)}/{nodeview.human_bytes(n.mem_total)}"
         gpu_text = f"{busy}/{total}" if total else "-"
         state = colour(f"{n.state:<6}", STATE_COLOUR[n.state])
-        typer.echo(f"{n.host[:10]:<10} {state} {n.data['load'][0]:>5.1f}/{n.cores:<4} {mem_text:>15} "
+        load = f"{n.data['load'][0]:>5.1f}/{n.cores:<4}"
+        typer.echo(f"{nodeview.printable(n.host):<{w}} {state} {load} {mem_text:>15} "
                    f"{gpu_text:>4}  {users[:20]:<20} {nodeview.human_age(n.age)}")
     return 0

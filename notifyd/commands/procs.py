@@ -58,15 +58,25 @@ def short_command(cmd: str) -> str:
     return first + sep + rest
 
 
-def _header(node: nodeview.Node) -> str:
+def _header(node: nodeview.Node, width: int) -> str:
     d = node.data
     used = node.mem_total - node.mem_free
-    head = (f"{colour(node.host, '1')}  load {d['load'][0]:.1f}/{node.cores}  "
-            f"mem {nodeview.human_bytes(used)}/{nodeview.human_bytes(node.mem_total)}  "
-            f"swap {nodeview.human_bytes(int(d.get('swap_used', 0)))}  ")
-    if node.stale:
-        return head + colour(f"STALE: snapshot {nodeview.human_age(node.age)} old", "1;31")
-    return head + f"snapshot {nodeview.human_age(node.age)} old"
+    age = f"snapshot {nodeview.human_age(node.age)} old"
+    mark = f"STALE: {age}" if node.stale else age
+    host = nodeview.printable(node.host)
+    load = f"load {d['load'][0]:.1f}/{node.cores}"
+    mem = f"mem {nodeview.human_bytes(used)}/{nodeview.human_bytes(node.mem_total)}"
+    swap = f"swap {nodeview.human_bytes(int(d.get('swap_used', 0)))}"
+    # Drop the least useful parts first so the age (and STALE) always shows.
+    for parts in ([host, load, mem, swap, mark], [host, load, mem, mark], [host, load, mark],
+                  [host, mark]):
+        if len("  ".join(parts)) <= width:
+            break
+    if len("  ".join(parts)) > width:
+        parts = [host[: max(1, width - len(mark) - 3)] + "…", mark]
+    text = "  ".join(parts)
+    text = text.replace(parts[0], colour(parts[0], "1"), 1)
+    return text.replace(mark, colour(mark, "1;31"), 1) if node.stale else text
 
 
 def command(
@@ -93,15 +103,17 @@ def command(
     for i, n in enumerate(sorted(nodes, key=lambda n: n.host)):
         if i:
             typer.echo("")
-        typer.echo(_header(n))
+        typer.echo(_header(n, width))
         rows = _rows(n, user, min_cpu, sort)
         if not rows:
             typer.echo("    (no matching processes)")
             continue
         typer.echo(f"{'PID':>7} {'USER':<8} {'%CPU':>6} {'%MEM':>5} {'RSS':>6} {'ELAPSED':>10} COMMAND")
         for r in rows:
-            line = (f"{r['pid']:>7} {r['user'][:8]:<8} {float(r['cpu']):>6.1f} {float(r['mem']):>5.1f} "
+            who = nodeview.printable(r["user"])[:8]
+            line = (f"{r['pid']:>7} {who:<8} {float(r['cpu']):>6.1f} {float(r['mem']):>5.1f} "
                     f"{nodeview.human_bytes(int(r['rss'])):>6} "
-                    f"{nodeview.human_elapsed(float(r['elapsed'])):>10} {short_command(r['cmd'])}")
+                    f"{nodeview.human_elapsed(float(r['elapsed'])):>10} "
+                    f"{nodeview.printable(short_command(r['cmd']))}")
             typer.echo(line if len(line) <= width else line[: width - 1] + "…")
     return 0
