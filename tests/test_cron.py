@@ -53,7 +53,9 @@ def test_install_twice_gives_one_block_with_absolute_paths(home: Home, crontab: 
     assert table is not None and table.count(BEGIN) == 1
     snapshot_line = next(line for line in table.splitlines() if "snapshot" in line)
     assert snapshot_line.startswith("* * * * * ")
-    assert f"{sys.executable} -m notifyd snapshot" in snapshot_line
+    # An absolute interpreter of this venv (python or python3, as the script's shebang says).
+    assert f" {Path(sys.executable).parent}/python" in snapshot_line
+    assert " -m notifyd snapshot " in snapshot_line
     assert f"NOTIFYD_HOST={home.host}" in snapshot_line
     assert any(line.startswith("*/5 * * * * ") and line.endswith("ensure >/dev/null 2>&1")
                for line in table.splitlines())
