@@ -402,7 +402,7 @@ def test_procs_json_has_documented_keys(three_nodes: tuple[Home, Path]) -> None:
     assert [n["node"] for n in nodes] == ["node-a", "node-b", "node-c"]
     for n in nodes:
         assert set(n) == {"node", "stale", "age", "load", "cpu_count", "mem_total", "mem_available",
-                          "procs"}
+                          "scan", "procs"}
         assert n["stale"] is False
         assert len(n["load"]) == 3
         assert n["procs"]
@@ -859,3 +859,45 @@ def test_snapshot_into_missing_configured_dir_fails_with_how_to_create_it(home: 
     assert "Traceback" not in err
     assert not missing.exists()  # a configured lab dir is not invented on the fly
 
+
+
+FAKE_NVIDIA_SMI = """#!/bin/sh
+# Stands in for the real nvidia-smi, which needs GPU hardware this machine lacks;
+# the output is the CSV format of nvidia-smi 550 for these two queries.
+case "$*" in
+  *--query-gpu=*) printf '0, GPU-aaaa, NVIDIA RTX A4000, 87, 10240, 16376\\n'
+                  printf '1, GPU-bbbb, NVIDIA RTX A4000, 0, 3, 16376\\n' ;;
+  *--query-compute-apps=*) printf '%s, GPU-aaaa, 10200\\n' "$JOBPID" ;;
+esac
+"""
+
+
+def test_snapshot_records_each_gpu_with_the_processes_using_it(home: Home, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text(FAKE_NVIDIA_SMI)
+    fake.chmod(0o755)
+    home.env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
+    home.env["JOBPID"] = "4242"
+    code, _, err = home.notifyd("snapshot", "--interval", "0.2")
+    assert code == 0, err
+    snap = json.loads((home.state_dir / "procs" / f"{home.host}.json").read_text())
+    gpu0, gpu1 = snap["gpus"]
+    assert (gpu0["index"], gpu0["util"], gpu0["mem_used"], gpu0["mem_total"]) == (
+        0, 87.0, 10240 * 1024**2, 16376 * 1024**2)
+    assert gpu0["procs"] == [{"pid": 4242, "mem": 10200 * 1024**2}]
+    assert gpu1["procs"] == []
+    lines = nodes_lines(home.notifyd("nodes")[1])
+    assert lines[home.host][4] == "1/2"  # one of two GPUs busy
+
+
+def test_processes_the_snapshot_could_not_read_are_counted_in_the_header(
+        home: Home, shared: Path) -> None:
+    path = write_node(shared, "node-x")
+    doc = json.loads(path.read_text())
+    doc["scan"] = {"seen": 120, "vanished": 3, "denied": 2}
+    path.write_text(json.dumps(doc))
+    code, out, _ = home.notifyd("procs")
+    assert code == 0 and "(3 vanished, 2 denied)" in out
+    assert json.loads(home.notifyd("procs", "--json")[1])[0]["scan"]["denied"] == 2

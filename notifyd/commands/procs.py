@@ -67,8 +67,13 @@ def _header(node: nodeview.Node, width: int) -> str:
     load = f"load {d['load'][0]:.1f}/{node.cores}"
     mem = f"mem {nodeview.human_bytes(used)}/{nodeview.human_bytes(node.mem_total)}"
     swap = f"swap {nodeview.human_bytes(int(d.get('swap_used', 0)))}"
+    scan: dict[str, Any] = d["scan"] if isinstance(d.get("scan"), dict) else {}
+    # Processes the snapshot could not read are counted, not hidden.
+    missed = ", ".join(f"{scan[k]} {k}" for k in ("vanished", "denied")
+                       if isinstance(scan.get(k), int) and scan[k] > 0)
     # Drop the least useful parts first so the age (and STALE) always shows.
-    for parts in ([host, load, mem, swap, mark], [host, load, mem, mark], [host, load, mark],
+    full = [host, load, mem, swap, mark] + ([f"({missed})"] if missed else [])
+    for parts in (full, [host, load, mem, swap, mark], [host, load, mem, mark], [host, load, mark],
                   [host, mark]):
         if len("  ".join(parts)) <= width:
             break
@@ -93,6 +98,7 @@ def command(
         typer.echo(json.dumps([
             {"node": n.host, "stale": n.stale, "age": round(n.age, 1), "load": n.data["load"],
              "cpu_count": n.cores, "mem_total": n.mem_total, "mem_available": n.mem_free,
+             "scan": n.data.get("scan"),
              "procs": _rows(n, user, min_cpu, sort)} for n in nodes], indent=1))
         return 0
     if not nodes:
