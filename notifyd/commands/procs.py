@@ -72,9 +72,9 @@ def _header(node: nodeview.Node, width: int) -> str:
     missed = ", ".join(f"{scan[k]} {k}" for k in ("vanished", "denied")
                        if isinstance(scan.get(k), int) and scan[k] > 0)
     # Drop the least useful parts first so the age (and STALE) always shows.
-    full = [host, load, mem, swap, mark] + ([f"({missed})"] if missed else [])
-    for parts in (full, [host, load, mem, swap, mark], [host, load, mem, mark], [host, load, mark],
-                  [host, mark]):
+    counts = [f"({missed})"] if missed else []
+    for parts in ([host, load, mem, swap, mark, *counts], [host, load, mem, mark, *counts],
+                  [host, load, mark, *counts], [host, mark, *counts], [host, mark]):
         if len("  ".join(parts)) <= width:
             break
     if len("  ".join(parts)) > width:
