@@ -54,6 +54,16 @@ def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
     return check
 
 
+def _at_most(limit: float, parse: Callable[[str], float]) -> Callable[[str], float]:
+    def check(text: str) -> float:
+        value = parse(text)
+        if value > limit:
+            raise ValueError(f"at most {limit:g}s (a snapshot runs every minute)")
+        return value
+
+    return check
+
+
 def _non_negative(text: str) -> float:
     try:
         value = float(text)
@@ -104,7 +114,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     },
     "procs": {
         "dir": (_optional_path, ""),
-        "interval": (_positive(parse_duration), "1s"),
+        "interval": (_at_most(30.0, _positive(parse_duration)), "1s"),
         "stale_after": (_positive(parse_duration), "3m"),
         "min_cpu": (_non_negative, "2"),
         "top": (_count, "10"),

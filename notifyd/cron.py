@@ -53,10 +53,21 @@ def write(text: str) -> None:
                            "was left as it was")
 
 
+def _cron_quote(value: str) -> str:
+    """Shell-quote for a crontab line, where an unescaped % means newline (crontab(5))."""
+    if "\n" in value or "\r" in value:
+        raise NotifydError(f"cannot put {value!r} in a crontab line: it holds a line break")
+    return shlex.quote(value).replace("%", "\\%")
+
+
 def block(snapshot: bool = True) -> str:
-    """The managed lines, with absolute paths (cron's PATH is /usr/bin:/bin)."""
-    env = "".join(f"{k}={shlex.quote(os.environ[k])} " for k in CARRIED_ENV if os.environ.get(k))
-    cmd = f"{env}{shlex.quote(sys.executable)} -m notifyd"
+    """The managed lines, with absolute paths (cron's PATH is /usr/bin:/bin).
+
+    `cd /` first: cron starts in HOME, and `python -m` puts the working
+    directory first on sys.path, so a ~/typer.py would shadow a module.
+    """
+    env = "".join(f"{k}={_cron_quote(os.environ[k])} " for k in CARRIED_ENV if os.environ.get(k))
+    cmd = f"cd / && {env}{_cron_quote(sys.executable)} -m notifyd"
     lines = [BEGIN]
     if snapshot:
         lines.append(f"* * * * * {cmd} snapshot >/dev/null 2>&1")
@@ -65,24 +76,29 @@ def block(snapshot: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every managed block; a hand-copied second one counts too."""
+    spans = []
+    pos = 0
+    while (start := text.find(BEGIN + "\n", pos)) >= 0:
+        end = text.find(END + "\n", start)
+        if end < 0:
+            raise NotifydError("your crontab has notifyd's start marker but not its end marker; "
+                               "fix it by hand with: crontab -e")
+        pos = end + len(END) + 1
+        spans.append((start, pos))
+    return spans
+
+
 def without_block(text: str) -> str:
-    """`text` with the managed block taken out, every other byte untouched."""
-    start = text.find(BEGIN + "\n")
-    if start < 0:
-        return text
-    end = text.find(END + "\n", start)
-    if end < 0:
-        raise NotifydError("your crontab has notifyd's start marker but not its end marker; "
-                           "fix it by hand with: crontab -e")
-    return text[:start] + text[end + len(END) + 1 :]
+    """`text` with every managed block taken out, every other byte untouched."""
+    for start, end in reversed(_spans(text)):
+        text = text[:start] + text[end:]
+    return text
 
 
 def current_block(text: str) -> str:
-    rest = without_block(text)
-    if rest == text:
-        return ""
-    start = text.find(BEGIN + "\n")
-    return text[start : start + len(text) - len(rest)]
+    return "".join(text[start:end] for start, end in _spans(text))
 
 
 def install(snapshot: bool = True) -> bool:

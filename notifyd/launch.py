@@ -40,8 +40,14 @@ def spawn_detached(argv: list[str]) -> int:
                           setsigmask=())
 
 
+# `python -m` would put the working directory (the job's, when pingch starts
+# the watcher) first on sys.path, where a typer.py or logging.py of the
+# user's would shadow ours. -c with that entry removed imports only installed code.
+_ENTRY = "import sys; del sys.path[0]; sys.argv[0] = 'notifyd'; from notifyd.cli import main; main()"
+
+
 def watcher_argv() -> list[str]:
-    return [sys.executable, "-m", "notifyd", "watch", "--background"]
+    return [sys.executable, "-c", _ENTRY, "watch", "--background"]
 
 
 def start_watcher(state_dir: str, host: str, careful: bool) -> int:

@@ -138,8 +138,10 @@ def server_now(lease_dir: str, host: str) -> float:
     Data writes get their mtime from the server on NFS (WRITE) and sshfs
     (sftp write), unlike utime(), which FUSE fills in from the client's clock.
     """
-    path = os.path.join(lease_dir, f".probe.{host}.{os.getpid()}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # A random name created exclusively: the directory may be shared (the
+    # procs dir), and a FIFO planted at a guessable name would hang us.
+    path = os.path.join(lease_dir, f".probe.{host}.{os.getpid()}.{os.urandom(6).hex()}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.write(fd, b"probe\n")
         os.fsync(fd)

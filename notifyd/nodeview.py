@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import stat
 import time
@@ -82,11 +83,22 @@ class Node:
         return [(u, c) for u, c in ranked if c >= 0.05][:n]
 
 
+MAX_FILES = 1000  # a directory with more is a prank or a mistake: the rest is skipped
+MAX_TOTAL_BYTES = 128 * 1024 * 1024
 _NUMBER = (int, float)
+_BIG = 2**62  # bytes, pids, cores: anything a real node reports is far below
 _PROC_FIELDS: dict[str, type | tuple[type, ...]] = {
     "pid": int, "user": str, "cpu": _NUMBER, "mem": _NUMBER, "rss": int,
     "elapsed": _NUMBER, "state": str, "cmd": str,
 }
+
+
+def _in_range(value: Any, low: float = 0, high: float = _BIG) -> bool:
+    """A real number (not bool, not NaN/inf) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        return False
+    # Compare before isfinite(): a 400-digit int overflows float conversion.
+    return low <= value <= high and (isinstance(value, int) or math.isfinite(value))
 
 
 def _problem(data: Any) -> str | None:
@@ -107,26 +119,35 @@ def _problem(data: Any) -> str | None:
     for key, kind in checks:
         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
             return f"field {key!r} missing or of the wrong type"
-    if data["cpu_count"] < 1 or len(data["load"]) != 3 or not all(
-            isinstance(x, _NUMBER) for x in data["load"]):
-        return "cpu_count or load out of shape"
+    if not (_in_range(data["cpu_count"], 1, 1_000_000) and len(data["load"]) == 3
+            and all(_in_range(x, 0, 1e7) for x in data["load"])):
+        return "cpu_count or load out of range"
+    for key in ("time", "mem_total", "mem_available"):
+        if not _in_range(data[key]):
+            return f"field {key!r} out of range"
     for row in data["procs"]:
         if not isinstance(row, dict) or any(
                 not isinstance(row.get(k), t) for k, t in _PROC_FIELDS.items()):
             return "a process row is missing fields"
+        if not all(_in_range(row[k]) for k in ("pid", "cpu", "mem", "rss", "elapsed")):
+            return f"process {row['pid']}: a number out of range"
     # Optional fields: absent is fine, present must be usable.
     for key in ("swap_used", "cpu_busy", "boot_time"):
-        if key in data and (not isinstance(data[key], _NUMBER) or isinstance(data[key], bool)):
-            return f"field {key!r} is not a number"
+        if key in data and not _in_range(data[key]):
+            return f"field {key!r} is not a number in range"
     for name, user in data["users"].items():
-        if not isinstance(user, dict) or not isinstance(user.get("cpu", 0), _NUMBER):
+        if not isinstance(user, dict) or not _in_range(user.get("cpu", 0)):
             return f"user entry {name!r} is malformed"
     gpus = data.get("gpus", [])
     if not isinstance(gpus, list) or not all(
-            isinstance(g, dict) and isinstance(g.get("util", 0), _NUMBER)
-            and isinstance(g.get("procs", []), list) for g in gpus):
+            isinstance(g, dict) and _in_range(g.get("util", 0)) and isinstance(g.get("procs", []), list)
+            for g in gpus):
         return "field 'gpus' is malformed"
     return None
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number a snapshot can hold")
 
 
 def read_one(path: Path) -> tuple[dict[str, Any] | None, float, str]:
@@ -149,7 +170,7 @@ def read_one(path: Path) -> tuple[dict[str, Any] | None, float, str]:
     if len(raw) > MAX_BYTES:
         return None, 0.0, f"over the {MAX_BYTES // 2**20} MiB bound"
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return None, 0.0, "not valid JSON (truncated or corrupt)"
     problem = _problem(data)
@@ -173,10 +194,20 @@ def load(directory: Path, stale_after: float, host: str) -> tuple[list[Node], li
         now = lease.server_now(str(directory), host)
     except OSError:
         now = time.time()  # a directory we cannot write to: trust our own clock
+    if len(names) > MAX_FILES:
+        notes.append(f"skipped {len(names) - MAX_FILES} files in {directory}: more than "
+                     f"{MAX_FILES} snapshots (clean out the directory)")
+        names = names[:MAX_FILES]
     nodes = []
+    total = 0
     for name in names:
         path = directory / name
+        if total > MAX_TOTAL_BYTES:
+            notes.append(f"skipped {path}: snapshots read so far exceed "
+                         f"{MAX_TOTAL_BYTES // 2**20} MiB in all")
+            continue
         data, mtime, why = read_one(path)
+        total += path.lstat().st_size if data is not None else 0
         if data is None:
             notes.append(f"skipped {path}: {why}")
             continue

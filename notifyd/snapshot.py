@@ -14,6 +14,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -172,12 +173,20 @@ def write(directory: Path, host: str, snapshot: dict[str, Any]) -> Path:
             f"mkdir -p {directory} && chmod 2775 {directory}) or fix [procs] dir"
         )
     target = directory / f"{host}.json"
-    tmp = directory / f".{host}.json.{os.getpid()}.tmp"
     data = json.dumps({**snapshot, "host": host}, separators=(",", ":")).encode()
     mode = file_mode_for(directory)
+    tmp = directory / f".{host}.json.tmp"
     try:
-        fsutil.write_new(tmp, data)
-        os.chmod(tmp, mode)
+        # mkstemp creates a random name exclusively: a labmate cannot plant
+        # a FIFO or a file there for us to hang on or overwrite.
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{host}.json.", suffix=".tmp", dir=directory)
+        tmp = Path(tmp_name)
+        try:
+            fsutil.write_all(fd, data)
+            os.fchmod(fd, mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except OSError as exc:
         try:

@@ -161,3 +161,42 @@ def test_user_refused_by_cron_gets_crontabs_reason_and_where_to_look(
     assert p.returncode == 0, p.stderr
     assert "crontab -l refused" in p.stdout and "not allowed" in p.stdout
     assert "/etc/cron.deny" in p.stdout
+
+
+@needs_crontab
+def test_install_collapses_two_hand_copied_blocks_into_one(home: Home, crontab: None) -> None:
+    assert home.notifyd("cron", "install")[0] == 0
+    table = _read()
+    assert table is not None
+    block = table
+    _write("0 1 * * * /usr/bin/true\n" + block + "0 2 * * * /usr/bin/true\n" + block)
+    assert home.notifyd("cron", "install")[0] == 0
+    after = _read()
+    assert after is not None and after.count(BEGIN) == 1
+    assert home.notifyd("cron", "remove")[0] == 0
+    assert _read() == "0 1 * * * /usr/bin/true\n0 2 * * * /usr/bin/true\n"
+
+
+@needs_crontab
+def test_percent_in_a_carried_path_is_escaped_for_cron(home: Home, crontab: None) -> None:
+    _write(None)
+    home.env["NOTIFYD_CONFIG"] = str(home.root / "100%lab" / "notifyd.conf")
+    assert home.notifyd("cron", "install")[0] == 0
+    table = _read()
+    assert table is not None
+    assert "100\\%lab" in table and "100%lab" not in table.replace("100\\%lab", "")
+
+
+@needs_crontab
+def test_cron_lines_start_from_root_so_home_files_cannot_shadow_modules(
+        home: Home, crontab: None) -> None:
+    _write(None)
+    (home.root / "typer.py").write_text('raise SystemExit("shadowed")\n')
+    home.notifyd("cron", "install")
+    table = _read()
+    assert table is not None
+    line = next(x for x in table.splitlines() if "snapshot" in x)
+    command = line.split(" ", 5)[5].replace(" snapshot ", " snapshot --interval 0.2 ")
+    env = {"HOME": home.env["HOME"], "LOGNAME": "tester", "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin"}
+    subprocess.run(["/bin/sh", "-c", f"cd && {command}"], env=env, check=True, timeout=60)
+    assert (home.state_dir / "procs" / f"{home.host}.json").is_file()

@@ -901,3 +901,47 @@ def test_processes_the_snapshot_could_not_read_are_counted_in_the_header(
     code, out, _ = home.notifyd("procs")
     assert code == 0 and "(3 vanished, 2 denied)" in out
     assert json.loads(home.notifyd("procs", "--json")[1])[0]["scan"]["denied"] == 2
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("rss", "1" + "0" * 400), ("elapsed", "Infinity"), ("elapsed", "NaN"), ("cpu", "-5"),
+])
+def test_snapshot_with_absurd_numbers_is_skipped_not_a_crash(
+        home: Home, shared: Path, field: str, value: str) -> None:
+    write_node(shared, "good")
+    doc = json.loads(write_node(shared, "evil").read_text())
+    doc["procs"] = [proc_row(1, "eve", 1.0, 1024, "x")]
+    text = json.dumps(doc).replace(f'"{field}": ', f'"{field}": {value}, "_was": ', 1)
+    (shared / "evil.json").write_text(text)
+    for verb in (("procs",), ("nodes",), ("nodes", "--json")):
+        code, out, err = home.notifyd(*verb)
+        assert code == 0 and "Traceback" not in err, (verb, err)
+        assert "good" in out and f"skipped {shared / 'evil.json'}" in err
+    json.loads(home.notifyd("nodes", "--json")[1])  # valid JSON: no NaN leaked
+
+
+@pytest.mark.parametrize(("field", "value"), [("mem_total", 10**400), ("cpu_count", 10**400)])
+def test_node_fields_out_of_range_are_skipped(home: Home, shared: Path, field: str, value: int) -> None:
+    doc = json.loads(write_node(shared, "evil").read_text())
+    doc[field] = value
+    (shared / "evil.json").write_text(json.dumps(doc))
+    code, _, err = home.notifyd("nodes")
+    assert code == 0 and "Traceback" not in err and "out of range" in err
+
+
+def test_directory_flooded_with_files_is_read_only_up_to_its_bound(home: Home, shared: Path) -> None:
+    write_node(shared, "aaa-good")
+    for i in range(1005):
+        (shared / f"zz{i:04d}.json").write_text("{}")
+    code, out, err = home.notifyd("nodes")
+    assert code == 0 and "aaa-good" in out
+    assert "skipped 6 files" in err and "more than 1000 snapshots" in err
+
+
+def test_snapshot_interval_over_30_seconds_is_refused(home: Home) -> None:
+    home.write_config("[procs]\ninterval = 1e300\n")
+    code, _, err = home.notifyd("snapshot")
+    assert code == 3 and "interval" in err and "Traceback" not in err
+    home.write_config("")
+    code, _, err = home.notifyd("snapshot", "--interval", "1e300")
+    assert code == 2 and "Traceback" not in err

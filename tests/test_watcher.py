@@ -318,3 +318,14 @@ def test_apprise_urls_environment_variable_is_used(home: Home, receiver: Receive
     WatcherProc(home).start()
     assert home.pingch("-t", "via-env", "true").returncode == 0
     assert "via-env" in _one_message(receiver)["title"]
+
+
+def test_watcher_started_from_a_job_directory_with_a_shadowing_module_still_runs(
+        home: Home, receiver: Receiver, tmp_path) -> None:
+    home.write_config(fast_config(receiver.url))
+    jobdir = tmp_path / "job"
+    jobdir.mkdir()
+    (jobdir / "typer.py").write_text('raise SystemExit("shadowed")\n')
+    assert home.pingch("-t", "from-jobdir", "true", cwd=jobdir).returncode == 0
+    # pingch started the watcher from this directory.
+    assert "from-jobdir" in _one_message(receiver)["title"]

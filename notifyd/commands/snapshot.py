@@ -9,7 +9,7 @@ from notifyd.commands.common import config, context
 
 
 def command(
-    interval: float = typer.Option(None, "--interval", min=0.1,
+    interval: float = typer.Option(None, "--interval", min=0.1, max=30.0,
                                    help="Seconds to sample CPU over (default: [procs] interval)."),
 ) -> int:
     paths, host = context()
