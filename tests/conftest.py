@@ -235,3 +235,37 @@ def watcher(home: Home, receiver: Receiver) -> Iterator[WatcherProc]:
     w = WatcherProc(home).start()
     yield w
     w.stop()
+
+
+# -- several hosts, one home (tests/sharedfs.py) ---------------------------------
+import sharedfs  # noqa: E402  (the harness; its fixture is re-exported below)
+
+ssh_server = sharedfs.ssh_server
+
+
+@pytest.fixture
+def hosts(ssh_server: sharedfs.SshServer, tmp_path: Path) -> Iterator[Callable[[int], list[Home]]]:
+    """make(n): n simulated hosts sharing one home over n sshfs mounts of one export."""
+    export = tmp_path / "export"
+    (export / "home").mkdir(parents=True)
+    mounts: list[Path] = []
+    made: list[Home] = []
+
+    def make(n: int) -> list[Home]:
+        for i in range(n):
+            mountpoint = tmp_path / f"mnt{i}"
+            ssh_server.mount(export, mountpoint)
+            mounts.append(mountpoint)
+            env = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("NOTIFYD_", "XDG_", "APPRISE_"))}
+            host = f"host{i}"
+            root = mountpoint / "home"
+            env.update(HOME=str(root), NOTIFYD_HOST=host, USER=env.get("USER", "tester"), TZ="UTC")
+            made.append(Home(root, env, host))
+        return made
+
+    yield make
+    for h in made:
+        h.kill_watchers()
+    for m in mounts:
+        sharedfs.unmount(m)

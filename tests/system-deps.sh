@@ -5,6 +5,11 @@
 set -euo pipefail
 need=()
 command -v crontab >/dev/null 2>&1 || need+=(cron)
+# "Several hosts, one home": a loopback sshd and sshfs mounts of one directory.
+command -v sshfs >/dev/null 2>&1 || need+=(sshfs)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v faketime >/dev/null 2>&1 || need+=(faketime)  # hosts with skewed clocks
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
