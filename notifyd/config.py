@@ -108,6 +108,8 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "retry_max": (_positive(parse_duration), "10m"),
         "retry_for": (_positive(parse_duration), "48h"),
         "log_max_size": (_positive(parse_size), "1M"),
+        "lost_grace": (_positive(parse_duration), "2m"),
+        "host_silent_after": (_positive(parse_duration), "15m"),
     },
     "legacy": {
         "pingchilling": (_optional_path, "~/.pingchilling"),
@@ -133,6 +135,8 @@ class Config:
     retry_max: float
     retry_for: float
     log_max_size: int
+    lost_grace: float
+    host_silent_after: float
     legacy_file: str  # '' turns reading ~/.pingchilling off
     procs_dir: str  # '' means the default, <state dir>/procs
     snapshot_interval: float
@@ -250,6 +254,8 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         retry_max=values["retry_max"],
         retry_for=values["retry_for"],
         log_max_size=int(values["log_max_size"]),
+        lost_grace=values["lost_grace"],
+        host_silent_after=values["host_silent_after"],
         legacy_file=values["pingchilling"],
         procs_dir=values["dir"],
         snapshot_interval=values["interval"],

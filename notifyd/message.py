@@ -153,7 +153,24 @@ def finished(ev: dict[str, Any]) -> Message:
         lines.append(neutralise(str(ev["error"])))
     if ev.get("legacy"):
         lines.append("(from ~/.pingchilling)")
+    if ev.get("was_lost"):
+        lines.append(f"(reported lost earlier: {neutralise(str(ev['was_lost']))}; this is how it ended)")
     return Message(head, "\n".join(lines), kind)
+
+
+def lost(job: dict[str, Any], reason: str) -> Message:
+    """A job whose finish will never come, and why notifyd thinks so."""
+    title = neutralise(str(job.get("title") or job.get("cmd") or f"pid {job.get('pid')}"))
+    host = neutralise(str(job.get("host", "?")))
+    start = _number(job, "start_ts")
+    lines = [f"lost: {reason}",
+             f"{host} · pid {job.get('pid')} · started {_local(start) if start else 'at an unknown time'}"]
+    if job.get("cwd"):
+        lines.append(f"in {neutralise(str(job['cwd']))}")
+    if job.get("cmd"):
+        lines.append(f"$ {neutralise(str(job['cmd']))}")
+    lines.append("If it does finish after all, you will get its result too.")
+    return Message(f"❓ {title} lost on {host}", "\n".join(lines), "failure")
 
 
 def test_message(host: str) -> Message:

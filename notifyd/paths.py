@@ -59,6 +59,10 @@ class Paths:
         return self.state_dir / "inbox"
 
     @property
+    def alive_dir(self) -> Path:
+        return self.state_dir / "alive"
+
+    @property
     def journal_dir(self) -> Path:
         return self.state_dir / "journal"
 

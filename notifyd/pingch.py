@@ -54,6 +54,9 @@ PYTHON_IGNORES = tuple(getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ") if has
 # Characters that make a lone argument a shell snippet rather than a program name.
 SHELL_CHARS = frozenset(" \t\n|&;<>()$`\\\"'*?[]#~=%{}!")
 TITLE_MAX = 80
+# While a job runs, pingch rewrites alive/<host> this often: the watcher's
+# evidence that a host with no snapshots is still up (lost-job detection).
+ALIVE_EVERY = 60.0
 EXIT_USAGE = 2
 EXIT_CANNOT_EXECUTE = 126  # same meaning as in the shell
 EXIT_NOT_FOUND = 127
@@ -81,6 +84,18 @@ class _Spool:
         except Exception as exc:  # the job must never suffer for the spool
             self.warn(f"cannot record the job in {self.path}: {exc}; the job runs on, "
                       "but no notification will come for it")
+
+    def mark_alive(self) -> None:
+        """Rewrite alive/<host> (its mtime, set by the file server, is the mark)."""
+        try:
+            path = os.path.join(self.state_dir, "alive", self.host)
+            try:
+                fsutil.write_new(path, b"1\n")
+            except FileNotFoundError:
+                paths.ensure_private_dir(os.path.dirname(path), self.state_dir)
+                fsutil.write_new(path, b"1\n")
+        except Exception:
+            pass  # a missed mark only makes the host look quieter
 
     def warn(self, message: str) -> None:
         if not self.warned:
@@ -225,7 +240,10 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
     helper = _ensure_watcher(spool)
 
     while True:
-        info = signal.sigwaitinfo(waited)
+        info = signal.sigtimedwait(waited, ALIVE_EVERY)
+        if info is None:  # a quiet minute: tell the watcher this host still lives
+            spool.mark_alive()
+            continue
         if info.si_signo != signal.SIGCHLD:
             if info.si_code != SI_KERNEL:
                 try:

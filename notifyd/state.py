@@ -37,6 +37,8 @@ class State:
     cursors: dict[str, Cursor] = field(default_factory=dict)
     running: dict[str, dict[str, Any]] = field(default_factory=dict)
     legacy_open: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lost: dict[str, dict[str, Any]] = field(default_factory=dict)  # job -> its record + reason
+    missing_since: dict[str, float] = field(default_factory=dict)  # job -> server time first missed
     done: dict[str, float] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     backoff: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -51,6 +53,8 @@ class State:
             "cursors": {k: c.to_json() for k, c in self.cursors.items()},
             "running": self.running,
             "legacy_open": self.legacy_open,
+            "lost": self.lost,
+            "missing_since": self.missing_since,
             "done": self.done,
             "outbox": self.outbox,
             "backoff": self.backoff,
@@ -65,6 +69,8 @@ class State:
             cursors={k: Cursor.from_json(v) for k, v in (data.get("cursors") or {}).items()},
             running=dict(data.get("running") or {}),
             legacy_open=dict(data.get("legacy_open") or {}),
+            lost=dict(data.get("lost") or {}),
+            missing_since=dict(data.get("missing_since") or {}),
             done=dict(data.get("done") or {}),
             outbox=list(data.get("outbox") or []),
             backoff=dict(data.get("backoff") or {}),

@@ -19,7 +19,7 @@ import signal
 import time
 from typing import Any
 
-from notifyd import lease, legacy, message, sender, state
+from notifyd import lease, legacy, lost, message, nodeview, sender, state
 from notifyd.config import Config
 from notifyd.config import load as load_config
 from notifyd.errors import NotifydError
@@ -62,6 +62,7 @@ class Watcher:
         self.stopping = False
         self._config_stamp = self._stamp()
         self._wake_r, self._wake_w = os.pipe()
+        self._next_lost_check = 0.0
 
     # -- start and stop -------------------------------------------------------
     def _stamp(self) -> tuple[int, int] | None:
@@ -158,6 +159,11 @@ class Watcher:
         if self.ingest():
             self.lease.check()
             self.save()
+        if time.monotonic() >= self._next_lost_check:
+            self._next_lost_check = time.monotonic() + min(30.0, self.config.lost_grace)
+            if self.find_lost():
+                self.lease.check()
+                self.save()
         self.deliver()
         if self.journal.lines:
             self.lease.check()
@@ -289,11 +295,48 @@ class Watcher:
                                            ("host", "pid", "title", "cmd", "cwd", "start_ts", "user")}
             return
         self.state.running.pop(job, None)
+        self.state.missing_since.pop(job, None)
         if job in self.state.done:
             return  # already notified: a re-read spool must not repeat it
+        was_lost = self.state.lost.pop(job, None)
+        if was_lost:
+            ev = {**ev, "was_lost": was_lost.get("reason", "")}
         msg = message.finished(ev)
         self.state.remember_done(job, float(ev["ts"]))
         self.enqueue(f"{job}:finish", job, msg)
+
+    def find_lost(self) -> bool:
+        """Report running jobs whose finish will never come; True if the state changed."""
+        if not self.state.running:
+            return False
+        nodes, _notes = nodeview.load(self.paths.procs_dir(self.config.procs_dir),
+                                      self.config.stale_after, self.host)
+        by_host = {n.host: n for n in nodes}
+        now = lease.server_now(str(self.paths.lease_dir), self.host)
+        changed = False
+        for job, info in list(self.state.running.items()):
+            host = str(info.get("host") or "")
+            node = by_host.get(host)
+            silent = now - lost.last_sign_of_life(host, str(self.paths.events_dir),
+                                                  str(self.paths.alive_dir), node, now)
+            since = self.state.missing_since.get(job)
+            reason, missing = lost.judge(info, node, silent, None if since is None else now - since,
+                                         grace=self.config.lost_grace,
+                                         silent_after=self.config.host_silent_after)
+            if missing and since is None:
+                self.state.missing_since[job] = now
+                changed = True
+            elif not missing and since is not None and not reason:
+                del self.state.missing_since[job]  # listed again: it was a race, not a loss
+                changed = True
+            if reason:
+                del self.state.running[job]
+                self.state.missing_since.pop(job, None)
+                self.state.lost[job] = {**info, "reason": reason, "at": round(now, 3)}
+                log.warning("job %s (%s on %s) is lost: %s", job, info.get("title"), host, reason)
+                self.enqueue(f"{job}:lost", job, message.lost(info, reason))
+                changed = True
+        return changed
 
     def enqueue(self, entry_id: str, job: str, msg: message.Message) -> None:
         self.state.outbox.append({

@@ -164,3 +164,83 @@ def _libfaketime() -> str:
         if os.path.exists(path):
             return path
     raise AssertionError("libfaketime is missing: tests/system-deps.sh installs Debian's faketime")
+
+
+# -- lost jobs ---------------------------------------------------------------------
+
+def _lost_setup(hosts: Hosts, receiver: Receiver, extra: str = "") -> tuple[Home, Home]:
+    a, b = hosts(2)
+    a.write_config(fast_config(receiver.url) + "lost_grace = 1s\n" + extra)
+    assert b.notifyd("ensure")[0] == 0  # the watcher runs on host1, the jobs on host0
+    wait_until(b.watcher_pids, 20, "a watcher on host1")
+    return a, b
+
+
+def _start_job(h: Home, *args: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([PINGCH, *args], env=h.env, start_new_session=True)
+    wait_until(lambda: any(e["ev"] == "start" for e in h.events()), 20, "the start event")
+    return proc
+
+
+def _snapshot(h: Home) -> None:
+    code, _, err = h.notifyd("snapshot", "--interval", "0.2")
+    assert code == 0, err
+
+
+def test_job_killed_together_with_pingch_is_reported_lost_process_gone(
+        hosts: Hosts, receiver: Receiver) -> None:
+    a, _b = _lost_setup(hosts, receiver)
+    job = _start_job(a, "-t", "oomed", "sleep", "300")
+    os.killpg(job.pid, signal.SIGKILL)  # the OOM killer takes pingch and its job
+    job.wait()
+    time.sleep(5.5)  # a snapshot taken well after the start is evidence
+    _snapshot(a)
+    msg = receiver.wait_for(1, timeout=30)[0]
+    assert "oomed lost on host0" in str(msg["title"])
+    assert "process is gone" in str(msg["message"])
+
+
+def test_running_job_is_never_called_lost_and_its_finish_comes_once(
+        hosts: Hosts, receiver: Receiver) -> None:
+    a, _b = _lost_setup(hosts, receiver)
+    job = _start_job(a, "-t", "steady", "sleep", "9")
+    time.sleep(6)
+    _snapshot(a)  # lists the job's process
+    time.sleep(2.5)  # several lost checks with a 1 s grace
+    assert receiver.bodies() == []
+    assert job.wait(timeout=30) == 0
+    bodies = receiver.wait_for(1)
+    time.sleep(1)
+    assert len(receiver.bodies()) == 1 and "steady finished" in str(bodies[0]["title"])
+
+
+def test_job_on_a_rebooted_host_is_lost_and_its_late_finish_is_reported_once(
+        hosts: Hosts, receiver: Receiver) -> None:
+    a, _b = _lost_setup(hosts, receiver)
+    job = _start_job(a, "-t", "rebooted", "sleep", "12")
+    time.sleep(3)  # the "reboot" must come clearly after the job's start
+    _snapshot(a)
+    snap_file = a.state_dir / "procs" / f"{a.host}.json"
+    snap = json.loads(snap_file.read_text())
+    snap["boot_time"] = time.time()  # the host came back up after the job started
+    snap_file.write_text(json.dumps(snap))
+    lost_msg = receiver.wait_for(1, timeout=30)[0]
+    assert "rebooted lost on host0" in str(lost_msg["title"])
+    assert "rebooted" in str(lost_msg["message"])
+    assert job.wait(timeout=30) == 0  # it had not really died: its finish comes later
+    bodies = receiver.wait_for(2)
+    time.sleep(1)
+    titles = [str(b["title"]) for b in receiver.bodies()]
+    assert len(titles) == 2 and "rebooted finished on host0" in titles[1]
+    assert "reported lost earlier" in str(bodies[1]["message"])
+
+
+def test_job_on_a_silent_host_without_snapshots_is_reported_lost(
+        hosts: Hosts, receiver: Receiver) -> None:
+    a, _b = _lost_setup(hosts, receiver, "host_silent_after = 4s\n")
+    job = _start_job(a, "-t", "vanished", "sleep", "300")
+    os.killpg(job.pid, signal.SIGKILL)  # the host "dies": nothing more comes from it
+    job.wait()
+    msg = receiver.wait_for(1, timeout=30)[0]
+    assert "vanished lost on host0" in str(msg["title"])
+    assert "silent" in str(msg["message"])

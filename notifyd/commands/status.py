@@ -8,7 +8,8 @@ from typing import Any
 
 import typer
 
-from notifyd import lease, sender, state
+from notifyd import lease, logout, sender, state
+from notifyd import paths as paths_mod
 from notifyd.commands.common import ago, config, context, discord_howto
 from notifyd.errors import ExitStatus, NotifydError
 
@@ -63,6 +64,7 @@ def gather() -> dict[str, Any]:
         for t in targets if t.key != sender.INBOX_KEY
     ]
     report["pushing"] = bool(report["urls"])
+    report["logout_warning"] = logout.warning(paths_mod.user_name())
     report["pending"] = len(outbox)
     return report
 
@@ -110,6 +112,8 @@ def _print(report: dict[str, Any]) -> None:
     if report.get("state_error"):
         typer.echo(f"state:      ERROR: {report['state_error']}")
     typer.echo(f"log:        {report['log']}")
+    if report["logout_warning"]:
+        typer.echo(f"logout:     WARNING: {report['logout_warning']}")
 
 
 def command(
