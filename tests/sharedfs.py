@@ -97,7 +97,7 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     if lacking:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the shared-home tests, but this machine lacks: {lacking}")
-        pytest.skip(f"shared-home harness needs {lacking} (tests/system-deps.sh installs them as root)")
+        pytest.skip(reason=f"shared-home harness needs {lacking} (tests/system-deps.sh installs them)")
     server = SshServer(tmp_path_factory.mktemp("sshd"))
     yield server
     server.stop()

@@ -124,9 +124,9 @@ def denied_user() -> Iterator[tuple[str, Path]]:
     """A throwaway user listed in /etc/cron.deny, with a home of its own."""
     # Debian's cron never refuses root, so the refusal needs another user.
     if os.geteuid() != 0 or CRONTAB is None or shutil.which("useradd") is None:
-        pytest.skip("needs root, useradd and crontab to create a user that cron refuses")
+        pytest.skip(reason="needs root, useradd and crontab to create a user that cron refuses")
     if not os.access(SYSTEM_PYTHON, os.X_OK):
-        pytest.skip(f"needs {SYSTEM_PYTHON} for the throwaway user (the venv's python is root's)")
+        pytest.skip(reason=f"needs {SYSTEM_PYTHON} for the throwaway user (the venv's python is root's)")
     name = f"nfd{os.getpid() % 100000}"
     subprocess.run(["useradd", "--no-create-home", name], check=True)
     home_dir = Path(tempfile.mkdtemp(prefix="notifyd-cron-"))
