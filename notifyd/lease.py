@@ -238,6 +238,11 @@ class Lease:
         fsutil.write_new(tmp, _format(self._fields(released)))
         return tmp
 
+    def _rewrite(self, released: bool = False) -> None:
+        """Replace our own lease file (never another holder's) with fresh fields."""
+        data = _format(self._fields(released))
+        fsutil.atomic_write(lease_path(self.lease_dir, self.gen), data, self._tmp())
+
     def acquire(self) -> LeaseInfo | None:
         """Take the lease if it is free or stale. Returns None on success, else the holder."""
         info = current(self.lease_dir)
@@ -291,8 +296,7 @@ class Lease:
         if not force and now - self._last_beat < self.timeout / 6:
             return
         self.check()
-        data = _format(self._fields())
-        fsutil.atomic_write(lease_path(self.lease_dir, self.gen), data, self._tmp())
+        self._rewrite()
         self._last_beat = now
 
     def stop_requested(self) -> bool:
@@ -304,8 +308,7 @@ class Lease:
             self.check()
         except LeaseLost:
             return
-        data = _format(self._fields(released=True))
-        fsutil.atomic_write(lease_path(self.lease_dir, self.gen), data, self._tmp())
+        self._rewrite(released=True)
 
 
 def clear_spawn_mark(lease_dir: str, host: str) -> None:

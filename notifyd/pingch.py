@@ -20,6 +20,10 @@ import time
 
 from notifyd import events, fsutil, launch, paths
 
+TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 USAGE = """\
 usage: pingch [-t TITLE] [--] COMMAND [ARGS...]
        pingch -p PID [-t TITLE]
@@ -76,24 +80,24 @@ class _Spool:
             line = events.encode(event)
             # One write() per event: a host's appends are serialised by its
             # kernel, so lines from one host never interleave.
-            try:
-                fsutil.append_line(self.path, line)
-            except FileNotFoundError:
-                paths.ensure_private_dir(os.path.dirname(self.path), self.state_dir)
-                fsutil.append_line(self.path, line)
+            self._in_state_dir(fsutil.append_line, self.path, line)
         except Exception as exc:  # the job must never suffer for the spool
             self.warn(f"cannot record the job in {self.path}: {exc}; the job runs on, "
                       "but no notification will come for it")
 
+    def _in_state_dir(self, write: Callable[[str, bytes], None], path: str, data: bytes) -> None:
+        """write(path, data), creating its directory (0700) the first time it is missing."""
+        try:
+            write(path, data)
+        except FileNotFoundError:
+            paths.ensure_private_dir(os.path.dirname(path), self.state_dir)
+            write(path, data)
+
     def mark_alive(self) -> None:
         """Rewrite alive/<host> (its mtime, set by the file server, is the mark)."""
         try:
-            path = os.path.join(self.state_dir, "alive", self.host)
-            try:
-                fsutil.write_new(path, b"1\n")
-            except FileNotFoundError:
-                paths.ensure_private_dir(os.path.dirname(path), self.state_dir)
-                fsutil.write_new(path, b"1\n")
+            self._in_state_dir(fsutil.write_new, os.path.join(self.state_dir, "alive", self.host),
+                               b"1\n")
         except Exception:
             pass  # a missed mark only makes the host look quieter
 
