@@ -1,0 +1,355 @@
+"""What every figure needs: the installed scripts, an isolated home, a local webhook, statistics.
+
+Standard library only, so `python3 -m bench` runs with any Python 3.10+; the
+commands measured are the venv's own console scripts, called directly (a
+pyenv or shell shim would add ~60 ms of its own to every figure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- the installation being measured -----------------------------------------
+@dataclass
+class Install:
+    """A venv with notifyd installed; scripts are called by their full path."""
+
+    venv: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.venv / "bin"
+
+    @property
+    def python(self) -> str:
+        return str(self.bin / "python")
+
+    @property
+    def pingch(self) -> str:
+        return str(self.bin / "pingch")
+
+    @property
+    def notifyd(self) -> str:
+        return str(self.bin / "notifyd")
+
+    def describe(self) -> str:
+        probe = subprocess.run(
+            [self.python, "-c",
+             "import notifyd, sys; print(notifyd.__file__); print(sys.version.split()[0])"],
+            capture_output=True, text=True, check=True, cwd="/",
+        ).stdout.split()
+        editable = not probe[0].startswith(str(self.venv))
+        return (f"Python {probe[1]} venv {self.venv}, notifyd "
+                f"{'EDITABLE install (adds ~8 ms per start)' if editable else 'installed (non-editable)'}")
+
+
+def prepare_install(venv: Path | None, log: Callable[[str], None]) -> Install:
+    """The venv given, as is; or bench/.venv with a fresh non-editable install of this tree.
+
+    Users install with `pip install .`; an editable install adds a finder to
+    every start-up, so it is not what the figures should describe.
+    """
+    if venv is not None:
+        install = Install(venv.resolve())
+        if not Path(install.pingch).exists():
+            raise SystemExit(f"bench: {install.pingch} does not exist; install notifyd into {venv} "
+                             "first (pip install .) or leave out --venv")
+        return install
+    install = Install(REPO / "bench" / ".venv")
+    if not Path(install.python).exists():
+        log(f"creating {install.venv}")
+        subprocess.run([sys.executable, "-m", "venv", str(install.venv)], check=True)
+        subprocess.run([install.python, "-m", "pip", "install", "-q", str(REPO)], check=True)
+    log(f"installing this tree into {install.venv} (non-editable)")
+    subprocess.run([install.python, "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                    str(REPO)], check=True, cwd="/")
+    return install
+
+
+# -- statistics ---------------------------------------------------------------
+def quantile(samples: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile (q in 0..1) of a non-empty sample."""
+    xs = sorted(samples)
+    if len(xs) == 1:
+        return xs[0]
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+@dataclass
+class Dist:
+    """A figure over repeated runs: its median and spread (p10-p90, or min-max under 10 runs)."""
+
+    samples: Sequence[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        if len(self.samples) < 10:
+            return min(self.samples), max(self.samples)
+        return quantile(self.samples, 0.1), quantile(self.samples, 0.9)
+
+    @property
+    def spread_name(self) -> str:
+        return "min-max" if len(self.samples) < 10 else "p10-p90"
+
+    def fmt(self, unit: Callable[[float], str]) -> str:
+        lo, hi = self.spread
+        return f"{unit(self.median)} ({unit(lo)}-{unit(hi)}, n={len(self.samples)})"
+
+
+def ms(x: float) -> str:
+    return f"{x * 1000:.1f} ms"
+
+
+def sec(x: float) -> str:
+    return f"{x:.2f} s"
+
+
+def mib(x: float) -> str:
+    return f"{x / 2**20:.1f} MiB"
+
+
+def pct(x: float) -> str:
+    return f"{x:.3f} %"
+
+
+def count(x: float) -> str:
+    return f"{x:.0f}"
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    figure: str
+    value: str
+    baseline: str
+    ratio: str
+    target: str
+    met: bool | None  # None: reported, no target
+    notes: list[str] = field(default_factory=list)
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+# -- timing whole commands ----------------------------------------------------
+def timed(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, Any]:
+    """(wall seconds, exit status, rusage) of one run, spawned directly (no shell)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        t0 = time.perf_counter()
+        pid = os.posix_spawnp(argv[0], list(argv), env if env is not None else os.environ,
+                              file_actions=[(os.POSIX_SPAWN_DUP2, null, 0),
+                                            (os.POSIX_SPAWN_DUP2, null, 1),
+                                            (os.POSIX_SPAWN_DUP2, null, 2)])
+        _, status, usage = os.wait4(pid, 0)
+        wall = time.perf_counter() - t0
+    finally:
+        os.close(null)
+    return wall, os.waitstatus_to_exitcode(status), usage
+
+
+# -- an isolated user ---------------------------------------------------------
+@dataclass
+class Home:
+    """A user of our own: HOME, state and config under a temp dir, a host name, UTC."""
+
+    root: Path
+    host: str
+    env: dict[str, str]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".local" / "state" / "notifyd"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / ".config" / "notifyd" / "notifyd.conf"
+
+    def write_config(self, text: str) -> None:
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(text)
+        self.config_file.chmod(0o600)
+
+    def log_text(self) -> str:
+        path = self.state_dir / "logs" / f"{self.host}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextmanager
+def home(host: str = "benchhost", config: str = "") -> Iterator[Home]:
+    root = Path(tempfile.mkdtemp(prefix="notifyd-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFYD_", "XDG_", "APPRISE_"))}
+    env.update(HOME=str(root), NOTIFYD_HOST=host, TZ="UTC", USER=env.get("USER") or "bench")
+    h = Home(root, host, env)
+    # The old ~/.pingchilling reader stays off unless a figure wants it.
+    h.write_config("[legacy]\npingchilling =\n" + config)
+    try:
+        yield h
+    finally:
+        stop_watchers(h)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- the watcher under test ---------------------------------------------------
+@dataclass
+class WatcherProc:
+    proc: subprocess.Popen[bytes]
+    started: float
+    ready_at: float | None = None
+
+
+def start_watcher(install: Install, h: Home, wait_ready: bool = True, timeout: float = 60.0
+                  ) -> WatcherProc:
+    """`notifyd watch` in the foreground; ready once it logs that its first round is done."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([install.notifyd, "watch"], env=h.env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    w = WatcherProc(proc, t0)
+    if not wait_ready:
+        return w
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    for raw in proc.stderr:
+        if b"first round done" in raw:
+            w.ready_at = time.perf_counter()
+            break
+        if time.monotonic() > deadline:
+            break
+    if w.ready_at is None:
+        proc.kill()
+        raise SystemExit(f"bench: the watcher did not get ready; its log:\n{h.log_text()[-3000:]}")
+    # Keep draining stderr so the watcher never blocks on a full pipe.
+    threading.Thread(target=lambda: [None for _ in proc.stderr or []], daemon=True).start()
+    return w
+
+
+def stop_watchers(h: Home) -> None:
+    """Stop every watcher of this home (by its lease, then by pid as a fallback)."""
+    lease_dir = h.state_dir / "lease"
+    pids = set()
+    for f in lease_dir.glob("lease.*") if lease_dir.is_dir() else []:
+        for line in f.read_text(errors="replace").splitlines():
+            if line.startswith("pid="):
+                pids.add(int(line[4:]))
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.02)
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(key.encode() + b":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+# -- a local webhook ----------------------------------------------------------
+@dataclass
+class Receiver:
+    """Records (arrival time, path, JSON body) of every POST; Apprise's json:// posts here."""
+
+    posts: list[tuple[float, str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    port: int = 0
+
+    def url(self, path: str = "hook") -> str:
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+    def count(self, path: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for _, p, _ in self.posts if path is None or p == f"/{path}")
+
+    def bodies(self, path: str) -> list[tuple[float, Any]]:
+        with self.lock:
+            return [(t, b) for t, p, b in self.posts if p == f"/{path}"]
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            arrived = time.time()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            with rec.lock:
+                rec.posts.append((arrived, self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    rec.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.005)

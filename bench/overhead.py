@@ -1,0 +1,106 @@
+"""What wrapping a job and logging in cost: `pingch true` and the login hook.
+
+Each round runs the command and its baseline alternately (so drift on a shared
+machine hits both alike) and takes the difference of their medians; the
+figure is the median of the rounds, with the rounds' spread.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from bench.harness import REPO, Dist, Install, Row, home, ms, start_watcher, stop_watchers, timed
+
+# The labmate's original, written again from its description: run the command
+# in the background with eval, append a Started and a Finished line with
+# `date` and `hostname`, wait, return its status.
+OLD_PINGCH = r'''
+pingch_old() {
+  local title="$*"
+  eval "$@" &
+  local pid=$!
+  echo "$pid@$(hostname): Started [$title] $(date)" >> "$HOME/.pingchilling"
+  wait "$pid"
+  local rc=$?
+  echo "$pid@$(hostname): Finished [$rc] $(date)" >> "$HOME/.pingchilling"
+  return "$rc"
+}
+'''
+
+
+def _added(runs: dict[str, list[float]], cmd: str, base: str) -> float:
+    return statistics.median(runs[cmd]) - statistics.median(runs[base])
+
+
+def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
+    with home() as h:
+        # As in real use a watcher runs (the login hook started it), so pingch
+        # finds it alive and starts none.
+        start_watcher(install, h)
+        commands = {
+            "true": ["true"],
+            "pingch": [install.pingch, "true"],
+            "bash": ["bash", "-c", "true"],
+            "bash_old": ["bash", "-c", OLD_PINGCH + "pingch_old true"],
+        }
+        added, added_old, ratios, raw_pingch, raw_true = [], [], [], [], []
+        for _ in range(rounds):
+            runs: dict[str, list[float]] = {k: [] for k in commands}
+            for _ in range(per_round):
+                for name, argv in commands.items():
+                    runs[name].append(timed(argv, h.env)[0])
+            a = _added(runs, "pingch", "true")
+            b = _added(runs, "bash_old", "bash")
+            added.append(a)
+            added_old.append(b)
+            ratios.append(a / b)
+            raw_pingch += runs["pingch"]
+            raw_true += runs["true"]
+        stop_watchers(h)
+    d, old, r = Dist(added), Dist(added_old), Dist(ratios)
+    return [Row(
+        "pingch overhead per job (wall, `pingch true` minus `true`)",
+        d.fmt(ms),
+        f"old bash function: {old.fmt(ms)} added over `bash -c true`",
+        f"{r.median:.2f}x ({r.spread[0]:.2f}-{r.spread[1]:.2f})",
+        "<= 20 ms added; <= 4x the bash baseline's added time",
+        d.median <= 0.020 and r.median <= 4.0,
+        [f"{rounds} rounds of {per_round} runs of each command, interleaved; `pingch true` "
+         f"itself {Dist(raw_pingch).fmt(ms)}, `true` {Dist(raw_true).fmt(ms)} over all runs",
+         "a watcher was running for the user (as after login), so pingch starts none"],
+    )]
+
+
+def hook_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
+    with home() as h:
+        start_watcher(install, h)  # the usual case: the hook finds a watcher running
+        bashrc = h.root / ".bashrc"
+        plain = h.root / ".bashrc-plain"
+        plain.write_text("")
+        hooked = h.root / ".bashrc-hooked"
+        hooked.write_text(f"NOTIFYD_BIN={install.notifyd}\nsource {REPO / 'hooks' / 'notifyd.bash'}\n")
+        argv = ["bash", "--rcfile", "", "-ic", "exit"]
+        added = []
+        for _ in range(rounds):
+            with_hook: list[float] = []
+            without: list[float] = []
+            for _ in range(per_round):
+                for rc, out in ((plain, without), (hooked, with_hook)):
+                    argv[2] = str(rc)
+                    out.append(timed(argv, h.env)[0])
+                # The hook leaves `notifyd ensure` running in the background
+                # (~0.1 s of CPU); let it finish so it does not weigh on the
+                # next login's figure.
+                time.sleep(0.15)
+            added.append(statistics.median(with_hook) - statistics.median(without))
+        bashrc.write_text("")
+        stop_watchers(h)
+    d = Dist(added)
+    return [Row(
+        "`hooks/notifyd.bash` added to a bash login (`bash -ic exit`)",
+        d.fmt(ms), "the same login without the hook", "-",
+        "<= 30 ms added", d.median <= 0.030,
+        [f"{rounds} rounds of {per_round} logins with and without the hook, interleaved; "
+         "the hook's `notifyd ensure` runs after the shell is ready, in the background"],
+    )]
