@@ -86,6 +86,11 @@ class Paths:
         ensure_private_dir(path, self.state_dir)
         return path
 
+    def wake_fifo(self, host: str) -> Path:
+        from pathlib import Path
+
+        return Path(wake_fifo_str(str(self.state_dir), host))
+
     def spool_file(self, host: str) -> Path:
         return self.events_dir / spool_name(host)
 
@@ -104,6 +109,11 @@ def resolve(env: Mapping[str, str] | None = None) -> Paths:
 def state_dir_str(env: Mapping[str, str] | None = None) -> str:
     """The state dir without pathlib, for pingch's hot path."""
     return _locations(env)[2]
+
+
+def wake_fifo_str(state_dir: str, host: str) -> str:
+    """The FIFO a watcher on `host` listens on, so pingch there can wake it (notifyd/wake.py)."""
+    return os.path.join(state_dir, "wake", f"{host}.fifo")
 
 
 def spool_name(host: str) -> str:

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from notifyd import events, fsutil, launch, paths
+from notifyd import events, fsutil, launch, paths, wake
 
 TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
 if TYPE_CHECKING:
@@ -84,6 +84,11 @@ class _Spool:
         except Exception as exc:  # the job must never suffer for the spool
             self.warn(f"cannot record the job in {self.path}: {exc}; the job runs on, "
                       "but no notification will come for it")
+
+    def finish(self, event: dict[str, object]) -> None:
+        """Record a job's end, then wake a watcher on this host to tell of it at once."""
+        self.append(event)
+        wake.poke(self.state_dir, self.host)
 
     def _in_state_dir(self, write: Callable[[str, bytes], None], path: str, data: bytes) -> None:
         """write(path, data), creating its directory (0700) the first time it is missing."""
@@ -232,7 +237,7 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
         job = events.new_job_id(spool.host, os.getpid())
         base = _base_event(spool, "start", job=job, pid=os.getpid(), title=title, cmd=shown,
                            start=start, cwd=cwd)
-        spool.append(_finish(base, time.time(), start, exit=code, signal=None,
+        spool.finish(_finish(base, time.time(), start, exit=code, signal=None,
                              error=f"{argv[0]}: {reason}"))
         _ensure_watcher(spool)
         return code
@@ -269,7 +274,7 @@ def run_job(command: list[str], title: str | None, spool: _Spool) -> int:
 
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     code = 128 + sig if sig is not None else os.waitstatus_to_exitcode(status)
-    spool.append(_finish(
+    spool.finish(_finish(
         base, end, start,
         exit=None if sig is not None else code,
         signal=sig,
@@ -396,7 +401,7 @@ def watch_pid(pid: int, title: str | None, spool: _Spool) -> int:
         name = signal.Signals(stopped_by[0]).name
         extra = {"unwatched": True,
                  "error": f"pingch -p was stopped by {name}; pid {pid} may still be running"}
-    spool.append(_finish(base, time.time(), start, exit=None, signal=None, exit_unknown=True,
+    spool.finish(_finish(base, time.time(), start, exit=None, signal=None, exit_unknown=True,
                          maxrss_kb=maxrss, cpu_s=None if cpu is None else round(cpu, 3), **extra))
     return 128 + stopped_by[0] if stopped_by else 0
 
