@@ -42,8 +42,11 @@ def spawn_detached(argv: list[str]) -> int:
 
 # `python -m` would put the working directory (the job's, when pingch starts
 # the watcher) first on sys.path, where a typer.py or logging.py of the
-# user's would shadow ours. -c with that entry removed imports only installed code.
-_ENTRY = "import sys; del sys.path[0]; sys.argv[0] = 'notifyd'; from notifyd.cli import main; main()"
+# user's would shadow ours. -c with that entry removed imports only installed
+# code. The entry skips the typer CLI, which would stay in memory for the
+# watcher's whole life; "watch --background" stays in argv for ps.
+_ENTRY = ("import sys; del sys.path[0]; sys.argv[0] = 'notifyd'; "
+          "from notifyd.watcher import run_in_background; sys.exit(run_in_background())")
 
 
 def watcher_argv() -> list[str]:

@@ -19,7 +19,7 @@ import signal
 import time
 from typing import Any
 
-from notifyd import lease, legacy, lost, message, nodeview, sender, state
+from notifyd import lease, legacy, lost, message, nodeview, sender, state, wake
 from notifyd.config import Config
 from notifyd.config import load as load_config
 from notifyd.errors import NotifydError
@@ -29,6 +29,7 @@ from notifyd.spool import Cursor, read_new
 
 log = logging.getLogger("notifyd")
 LEGACY_KEY = "legacy:.pingchilling"
+WAKE_SETTLE = 0.02  # seconds between a poke and the round it triggers
 
 
 def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> None:
@@ -62,6 +63,7 @@ class Watcher:
         self.stopping = False
         self._config_stamp = self._stamp()
         self._wake_r, self._wake_w = os.pipe()
+        self._fifo: int | None = None  # pingch on this host pokes it when a job ends
         self._next_lost_check = 0.0
 
     # -- start and stop -------------------------------------------------------
@@ -112,6 +114,11 @@ class Watcher:
                 log.warning("no saved state: rebuilt %d finished jobs from the inbox", len(known))
         self.targets = sender.build_targets(self.config, self.paths.inbox_dir, self.host)
         self._log_orphans()
+        fifo = self.paths.wake_fifo(self.host)
+        self._fifo = wake.listen(str(self.paths.private_dir(fifo.parent) / fifo.name))
+        if self._fifo is None:
+            log.info("cannot make the wake-up FIFO %s here (sshfs cannot): jobs on this host "
+                     "are found by polling alone", fifo)
         took = self.lease.took_over_from
         log.info(
             "watcher started: lease generation %d%s; targets: %s",
@@ -122,6 +129,7 @@ class Watcher:
 
     def run(self) -> int:
         """The main loop; returns when stopped or when the lease is lost."""
+        first = True
         try:
             while not self.stopping:
                 try:
@@ -130,6 +138,11 @@ class Watcher:
                         log.info("stop requested through %s", self.paths.lease_dir)
                         break
                     self.round()
+                    if first:
+                        # The moment a restarted watcher is caught up (bench/ times it).
+                        log.info("first round done: %d jobs running, %d deliveries pending",
+                                 len(self.state.running), len(self.state.outbox))
+                        first = False
                 except (lease.LeaseLost, KeyboardInterrupt):
                     raise
                 except Exception:
@@ -171,13 +184,20 @@ class Watcher:
 
     def _sleep(self, seconds: float) -> None:
         # A signal writes to the wake-up pipe, so `notifyd stop` is not kept
-        # waiting for a whole poll interval.
-        ready, _, _ = select.select([self._wake_r], [], [], seconds)
-        if ready:
+        # waiting for a whole poll interval; pingch's poke on the FIFO means
+        # a job on this host has ended.
+        fds = [self._wake_r] if self._fifo is None else [self._wake_r, self._fifo]
+        ready, _, _ = select.select(fds, [], [], seconds)
+        if self._wake_r in ready:
             try:
                 os.read(self._wake_r, 512)
             except BlockingIOError:
                 pass
+        if self._fifo is not None and self._fifo in ready:
+            # Jobs often end together (a loop of runs): a moment's wait lets
+            # one round take them all instead of one round each.
+            time.sleep(WAKE_SETTLE)
+            wake.drain(self._fifo)
 
     def save(self) -> None:
         state.save(self.state, self.paths.state_file, self.paths.journal_dir)
@@ -430,3 +450,20 @@ def main(paths: Paths, host: str, background: bool) -> int:
         watcher.lease.release()
         raise
     return watcher.run()
+
+
+def run_in_background() -> int:
+    """A watcher started by pingch or `notifyd ensure` (launch.watcher_argv): no terminal.
+
+    Its errors go to its log (main() writes them there); the exit status is
+    the one `notifyd watch --background` would have had.
+    """
+    from notifyd import paths as paths_mod
+
+    try:
+        return main(paths_mod.resolve(), paths_mod.host_name(), background=True)
+    except NotifydError as exc:
+        return int(exc.status)
+    except OSError as exc:
+        log.error("cannot run: %s", exc)
+        return 1

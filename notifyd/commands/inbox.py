@@ -16,7 +16,7 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print them as JSON lines."),
 ) -> int:
     paths, _host = context()
-    records = sender.read_inbox(paths.inbox_dir)[-count:]
+    records = sender.read_inbox(paths.inbox_dir, last=count)
     if as_json:
         for record in records:
             typer.echo(json.dumps(record))
