@@ -23,11 +23,19 @@ import psutil
 
 from notifyd import fsutil
 from notifyd.errors import NotifydError
+from notifyd.nodeview import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 CMD_MAX = 200  # characters of a command line kept per process
 
-_ATTRS = ["pid", "username", "cmdline", "name", "create_time", "memory_info", "status"]
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid the name service cannot resolve: show the number, as ps does
+        return str(uid)
 
 
 def _gpus() -> list[dict[str, Any]] | None:
@@ -68,55 +76,115 @@ def _gpus() -> list[dict[str, Any]] | None:
     return gpus
 
 
+# /proc/PID/stat's state letter, as psutil and ps name it (proc(5)).
+_STATES = {"R": "running", "S": "sleeping", "D": "disk-sleep", "Z": "zombie", "T": "stopped",
+           "t": "tracing-stop", "X": "dead", "x": "dead", "I": "idle", "P": "parked",
+           "W": "waking", "K": "wake-kill"}
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _stat(pid: int) -> tuple[str, list[bytes]]:
+    """(command name, the fields after it) of /proc/PID/stat; OSError if the process is gone.
+
+    The name sits in parentheses and may itself hold ')' or spaces, so the
+    fields start after the last ')'. Field N of proc(5) is index N-3 here.
+    """
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    head, _, rest = data.rpartition(b")")
+    return head.partition(b"(")[2].decode(errors="replace"), rest.split()
+
+
+def _ticks(fields: list[bytes]) -> int:
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _real_uid(pid: int) -> int:
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[1])
+    raise OSError(f"no Uid line for {pid}")
+
+
+def _cmdline(pid: int, name: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        raw = b""
+    args = [os.fsdecode(a) for a in raw.split(b"\0") if a]
+    return " ".join(args) or f"[{name or '?'}]"
+
+
 def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
-    """Sample every process over `interval` seconds and describe the node."""
+    """Sample every process over `interval` seconds and describe the node.
+
+    Processes are read from /proc directly: psutil's per-process objects
+    cost ~0.3 s of CPU for 2,000 processes against ~0.1 s this way, and cron
+    runs this every minute on every node (bench/: `notifyd snapshot`). The
+    command line is read only for the processes listed.
+    """
     started = time.time()
-    primed: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter():
+    primed: dict[int, tuple[bytes, int, float]] = {}  # pid -> (start ticks, cpu ticks, when)
+    for pid in _pids():
         try:
-            proc.cpu_percent(None)
-            primed[proc.pid] = proc
-        except psutil.Error:
+            fields = _stat(pid)[1]
+            primed[pid] = (fields[19], _ticks(fields), time.monotonic())
+        except (OSError, IndexError, ValueError):
             pass
     time.sleep(interval)
 
     vm = psutil.virtual_memory()
+    boot = psutil.boot_time()
     now = time.time()
     rows: list[dict[str, Any]] = []
     users: dict[str, dict[str, float]] = {}
     pids: list[list[float]] = []
+    names: dict[int, str] = {}
+    user_of: dict[int, str] = {}
     vanished = denied = 0
-    for pid in psutil.pids():
+    for pid in _pids():
         try:
-            proc = primed.get(pid) or psutil.Process(pid)
-            with proc.oneshot():
-                # A process born after the priming has no CPU sample yet: 0.
-                cpu = proc.cpu_percent(None) if pid in primed else 0.0
-                info = proc.as_dict(_ATTRS)
-        except psutil.NoSuchProcess:
+            name, fields = _stat(pid)
+            uid = _real_uid(pid)
+            start_ticks, ticks = fields[19], _ticks(fields)
+            rss = int(fields[21]) * _PAGE
+            when = time.monotonic()
+        except (FileNotFoundError, ProcessLookupError):
             vanished += 1
             continue
-        except psutil.AccessDenied:
+        except PermissionError:
             denied += 1
             continue
-        # as_dict() fills None where one attribute was denied: counted, not hidden.
-        if any(info.get(k) is None for k in ("username", "memory_info", "create_time")):
-            denied += 1
-        user = info.get("username") or "?"
-        rss = info["memory_info"].rss if info.get("memory_info") else 0
-        created = info.get("create_time") or now
+        except (OSError, IndexError, ValueError):
+            vanished += 1  # gone halfway through the read
+            continue
+        before = primed.get(pid)
+        # A process born after the priming (or a pid reused since) has no
+        # CPU sample yet: 0, as psutil's first cpu_percent() gives.
+        cpu = (100.0 * (ticks - before[1]) / _TICK / max(when - before[2], 1e-6)
+               if before is not None and before[0] == start_ticks else 0.0)
+        user = user_of.get(uid)
+        if user is None:
+            user = user_of[uid] = _user_name(uid)
+        created = boot + int(start_ticks) / _TICK
         pids.append([pid, round(created, 2)])
         u = users.setdefault(user, {"procs": 0, "cpu": 0.0, "rss": 0})
         u["procs"] += 1
         u["cpu"] = round(u["cpu"] + cpu, 1)
         u["rss"] += rss
-        cmd = " ".join(info.get("cmdline") or []) or f"[{info.get('name') or '?'}]"
+        names[pid] = name
         rows.append({
             "pid": pid, "user": user, "cpu": round(cpu, 1),
             "mem": round(100.0 * rss / vm.total, 1) if vm.total else 0.0,
             "rss": rss, "elapsed": round(max(0.0, now - created), 1),
-            "state": info.get("status") or "?",
-            "cmd": cmd if len(cmd) <= CMD_MAX else cmd[: CMD_MAX - 1] + "…",
+            "state": _STATES.get(fields[0].decode(errors="replace"), "?"),
         })
 
     keep = {r["pid"] for r in rows if r["cpu"] >= min_cpu}
@@ -124,13 +192,17 @@ def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
     # kernel threads would otherwise fill the list on a quiet node.
     keep |= {r["pid"] for r in sorted(rows, key=lambda r: -r["cpu"])[:top] if r["cpu"] > 0}
     keep |= {r["pid"] for r in sorted(rows, key=lambda r: -r["rss"])[:top] if r["rss"] > 0}
+    for row in rows:
+        if row["pid"] in keep:
+            cmd = _cmdline(row["pid"], names[row["pid"]])
+            row["cmd"] = cmd if len(cmd) <= CMD_MAX else cmd[: CMD_MAX - 1] + "…"
     snapshot: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "host": "",  # filled in by the caller, which knows NOTIFYD_HOST
         "time": round(now, 3),
         "sample_started": round(started, 3),
         "interval": interval,
-        "boot_time": psutil.boot_time(),
+        "boot_time": boot,
         "cpu_count": psutil.cpu_count() or 1,
         "load": [round(x, 2) for x in os.getloadavg()],
         "mem_total": vm.total,
