@@ -225,28 +225,36 @@ class WatcherProc:
     ready_at: float | None = None
 
 
-def start_watcher(install: Install, h: Home, wait_ready: bool = True, timeout: float = 60.0
-                  ) -> WatcherProc:
-    """`notifyd watch` in the foreground; ready once it logs that its first round is done."""
+def start_watcher(install: Install, h: Home, timeout: float = 60.0) -> WatcherProc:
+    """A watcher started exactly as pingch and `notifyd ensure` start one (launch.watcher_argv).
+
+    Ready once its log says its first round is done (the log is polled every 2 ms).
+    """
+    argv = json.loads(subprocess.run(
+        [install.python, "-c", "import json; from notifyd.launch import watcher_argv; "
+         "print(json.dumps(watcher_argv()))"], capture_output=True, text=True, check=True, cwd="/",
+    ).stdout)
+    log = h.state_dir / "logs" / f"{h.host}.log"
+    seen = log.stat().st_size if log.exists() else 0
     t0 = time.perf_counter()
-    proc = subprocess.Popen([install.notifyd, "watch"], env=h.env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+    proc = subprocess.Popen(argv, env=h.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, cwd="/", start_new_session=True)
     w = WatcherProc(proc, t0)
-    if not wait_ready:
-        return w
-    assert proc.stderr is not None
+    mark = f" {proc.pid} INFO first round done".encode()
     deadline = time.monotonic() + timeout
-    for raw in proc.stderr:
-        if b"first round done" in raw:
-            w.ready_at = time.perf_counter()
-            break
-        if time.monotonic() > deadline:
-            break
-    if w.ready_at is None:
-        proc.kill()
-        raise SystemExit(f"bench: the watcher did not get ready; its log:\n{h.log_text()[-3000:]}")
-    # Keep draining stderr so the watcher never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr or []], daemon=True).start()
+    while w.ready_at is None:
+        try:
+            with log.open("rb") as f:
+                f.seek(seen)
+                if mark in f.read():
+                    w.ready_at = time.perf_counter()
+                    break
+        except FileNotFoundError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"bench: the watcher did not get ready; its log:\n{h.log_text()[-3000:]}")
+        time.sleep(0.002)
     return w
 
 

@@ -102,7 +102,7 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
         "apprise_config": (_paths, ""),
     },
     "watcher": {
-        "poll_interval": (_positive(parse_duration), "1s"),
+        "poll_interval": (_positive(parse_duration), "500ms"),
         "lease_timeout": (_positive(parse_duration), "60s"),
         "retry_initial": (_positive(parse_duration), "10s"),
         "retry_max": (_positive(parse_duration), "10m"),

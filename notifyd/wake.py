@@ -1,6 +1,6 @@
 """Waking the watcher when a job on its own host ends, instead of waiting for its next poll.
 
-The watcher polls the spools every `poll_interval` (1 s): jobs on other hosts
+The watcher polls the spools every `poll_interval` (0.5 s): jobs on other hosts
 are seen no sooner, since NFS gives no change notice across clients. For jobs
 on the watcher's own host, pingch writes a byte into wake/<host>.fifo after
 recording the finish, and the watcher, which holds that FIFO open, runs a

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = [
     "pingch overhead per job",
     "`hooks/notifyd.bash` added to a bash login",
-    "finish -> message at a local webhook",
+    "finish -> message at a local webhook, job from another host",
+    "finish -> message at a local webhook, job on the watcher's host",
     "watcher idle for 2 s with 6 host files: CPU",
     "watcher idle for 2 s with 6 host files: RSS",
     "burst: 30 jobs finishing",

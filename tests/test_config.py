@@ -34,7 +34,7 @@ def _error(path: Path, **env: str) -> NotifydError:
 
 def test_missing_file_gives_defaults(tmp_path: Path) -> None:
     cfg = _load(tmp_path / "absent.conf")
-    assert cfg.poll_interval == 1.0
+    assert cfg.poll_interval == 0.5
     assert cfg.lease_timeout == 60.0
     assert cfg.urls == ()
     assert cfg.apprise_configs == ()
@@ -48,7 +48,7 @@ def test_missing_file_default_legacy_file_is_expanded(tmp_path: Path) -> None:
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     cfg = _load(_write(tmp_path, ""))
-    assert (cfg.poll_interval, cfg.lease_timeout, cfg.urls) == (1.0, 60.0, ())
+    assert (cfg.poll_interval, cfg.lease_timeout, cfg.urls) == (0.5, 60.0, ())
 
 
 # -- durations and sizes -----------------------------------------------------------
