@@ -39,7 +39,11 @@ class State:
     legacy_open: dict[str, dict[str, Any]] = field(default_factory=dict)
     lost: dict[str, dict[str, Any]] = field(default_factory=dict)  # job -> its record + reason
     missing_since: dict[str, float] = field(default_factory=dict)  # job -> server time first missed
-    done: dict[str, float] = field(default_factory=dict)
+    done: dict[str, float] = field(default_factory=dict)  # job -> finish time, newest last
+    # The newest finish time among the ids dropped from `done`: a finish at or
+    # before it that is not in `done` may have been told long ago, and the
+    # watcher asks the inbox (which holds every notification) before telling it.
+    done_horizon: float = 0.0
     outbox: list[dict[str, Any]] = field(default_factory=list)
     backoff: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +60,7 @@ class State:
             "lost": self.lost,
             "missing_since": self.missing_since,
             "done": self.done,
+            "done_horizon": self.done_horizon,
             "outbox": self.outbox,
             "backoff": self.backoff,
             "failed": self.failed[-FAILED_KEEP:],
@@ -72,6 +77,7 @@ class State:
             lost=dict(data.get("lost") or {}),
             missing_since=dict(data.get("missing_since") or {}),
             done=dict(data.get("done") or {}),
+            done_horizon=float(data.get("done_horizon") or 0.0),
             outbox=list(data.get("outbox") or []),
             backoff=dict(data.get("backoff") or {}),
             failed=list(data.get("failed") or []),
@@ -83,7 +89,7 @@ class State:
         self.done[job] = ts
         if len(self.done) > DONE_KEEP * 1.1:
             for old in list(self.done)[: len(self.done) - DONE_KEEP]:
-                del self.done[old]
+                self.done_horizon = max(self.done_horizon, self.done.pop(old))
 
     def mark_delivered(self, entry_id: str, key: str) -> None:
         for entry in self.outbox:

@@ -30,6 +30,10 @@ from notifyd.spool import Cursor, read_new
 log = logging.getLogger("notifyd")
 LEGACY_KEY = "legacy:.pingchilling"
 WAKE_SETTLE = 0.02  # seconds between a poke and the round it triggers
+# A finish this close to (or before) the state's done_horizon is checked
+# against the inbox: host clocks may be a little off the watcher's.
+HORIZON_MARGIN = 86400.0
+INBOX_IDS_FOR = 600.0  # seconds the inbox's job ids stay loaded after they were needed
 
 
 def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> None:
@@ -64,6 +68,7 @@ class Watcher:
         self._config_stamp = self._stamp()
         self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
+        self._inbox_ids: tuple[float, set[str]] | None = None  # (loaded at, ids), see told_before
         self._next_lost_check = 0.0
 
     # -- start and stop -------------------------------------------------------
@@ -106,10 +111,11 @@ class Watcher:
         if not self.state.cursors:
             # No usable state (first start, or lost): every job the inbox
             # already holds was notified, so re-reading the spools from the
-            # top must not announce it again. Jobs not in it are news.
-            known = sender.inbox_job_ids(self.paths.inbox_dir)
-            for job in known:
-                self.state.remember_done(job, 0.0)
+            # top must not announce it again. Jobs not in it are news. Oldest
+            # first, so `done` keeps the newest and done_horizon covers the rest.
+            known = [r for r in sender.read_inbox(self.paths.inbox_dir) if r.get("job")]
+            for record in known:
+                self.state.remember_done(str(record["job"]), float(record.get("time") or 0.0))
             if known:
                 log.warning("no saved state: rebuilt %d finished jobs from the inbox", len(known))
         self.targets = sender.build_targets(self.config, self.paths.inbox_dir, self.host)
@@ -168,6 +174,8 @@ class Watcher:
 
     def round(self) -> None:
         """One pass: read new events, save, deliver, save what was delivered."""
+        if self._inbox_ids and time.monotonic() - self._inbox_ids[0] > INBOX_IDS_FOR:
+            self._inbox_ids = None  # a long history's ids, needed for a re-read now over
         self._maybe_reload_config()
         if self.ingest():
             self.lease.check()
@@ -316,14 +324,40 @@ class Watcher:
             return
         self.state.running.pop(job, None)
         self.state.missing_since.pop(job, None)
-        if job in self.state.done:
+        if self.told_before(job, float(ev.get("ts") or 0.0)):
             return  # already notified: a re-read spool must not repeat it
         was_lost = self.state.lost.pop(job, None)
         if was_lost:
             ev = {**ev, "was_lost": was_lost.get("reason", "")}
         msg = message.finished(ev)
         self.state.remember_done(job, float(ev["ts"]))
+        if self._inbox_ids is not None:
+            self._inbox_ids[1].add(job)  # the loaded ids stay the inbox's, as it gets this one
         self.enqueue(f"{job}:finish", job, msg)
+
+    def told_before(self, job: str, ts: float) -> bool:
+        """Was this job's finish notified already (it is in `done`, or old and in the inbox)?
+
+        `done` keeps the newest DONE_KEEP jobs. A spool re-read from the top
+        (state lost, file replaced) after a long history holds older ones:
+        those are looked up in the inbox, loaded once and kept a while.
+        """
+        if job in self.state.done:
+            return True
+        horizon = self.state.done_horizon
+        if not horizon or ts > horizon + HORIZON_MARGIN:
+            return False
+        now = time.monotonic()
+        if self._inbox_ids is None or now - self._inbox_ids[0] > INBOX_IDS_FOR:
+            # With every job told so far that may not be in the file yet:
+            # those waiting in the outbox, and those in `done` (which may be
+            # dropped from it while these ids are in use).
+            ids = sender.inbox_job_ids(self.paths.inbox_dir)
+            ids.update(str(e.get("job")) for e in self.state.outbox)
+            ids.update(self.state.done)
+            self._inbox_ids = (now, ids)
+            log.info("looking up old finishes in the inbox (%d jobs)", len(self._inbox_ids[1]))
+        return job in self._inbox_ids[1]
 
     def find_lost(self) -> bool:
         """Report running jobs whose finish will never come; True if the state changed."""
