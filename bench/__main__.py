@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if out is not None:
         command = "python3 -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
-        notes = "\n".join(f"- **{r.figure}**: " + " ".join(n.rstrip(".") + "." for n in r.notes)
+        notes = "\n".join(f"- **{r.figure}**: " + " ".join(n[0].upper() + n[1:].rstrip(".") + "."
+                                                          for n in r.notes)
                           for r in rows if r.notes)
         out.write_text(
             f"# notifyd benchmark results\n\n"
