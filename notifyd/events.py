@@ -22,7 +22,10 @@ SCHEMA_VERSION = 1
 MAX_LINE = 4096
 
 # Long fields are cut to these many characters before the whole line is checked.
-FIELD_LIMITS = {"title": 200, "cmd": 1500, "cwd": 1000}
+# pingch keeps `tail` within its limit itself, dropping the oldest lines, so
+# the cut (which keeps the start) only ever meets it when the line overflows.
+FIELD_LIMITS = {"title": 200, "cmd": 1500, "cwd": 1000, "tail": 1500, "tail_file": 1000,
+                "attach": 1000, "attach_error": 1100, "log": 1000}
 TRUNCATED = "…[truncated]"
 
 START = "start"
