@@ -1,8 +1,15 @@
 """From a finished job to the words people read on their phone.
 
-Plain text that also reads well as Discord/Matrix markdown and in email.
-Everything that comes from the job (title, command, cwd) is neutralised so
-it can never mention anyone: a title of '@everyone' must not ping a lab.
+Markdown that renders in Discord and Matrix and still reads as plain text in
+email: no tables, no HTML, "·" between facts, bold only for the outcome, code
+spans for paths and commands, a fenced block for the job's last lines.
+
+Everything that comes from the job (title, command, cwd, host, group, file
+names, its output, errors) is defused so that it can never mention anyone
+(a title of '@everyone' must not ping a lab), hide a link behind innocent
+words, leave a code block, or start a line that looks like notifyd's own.
+Defusing inserts zero-width spaces, which people do not see, rather than
+backslashes, which email readers would.
 """
 
 from __future__ import annotations
@@ -10,13 +17,42 @@ from __future__ import annotations
 import re
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 ZWSP = "\u200b"  # zero-width space: breaks a mention without changing what people read
-_MENTION = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
-_TAG = re.compile(r"<([@#!&]|:)")  # <@123>, <@&role>, <#channel>, <:emoji:>
-_MATRIX_ROOM = re.compile(r"@room\b", re.IGNORECASE)
+
+# Mentions. @everyone/@here ping a Discord channel, @room a Matrix room (any
+# spelling: Apprise matches them case-blind). Apprise's Discord plugin in embed
+# mode (?format=markdown) turns every "@123" or "@&123" in the body into a real
+# user or role ping, "<" or no "<", so the digits are cut off from the "@" too.
+# "@name:server" is a Matrix user id.
+_MENTION = re.compile(r"@(?=everyone|here|room|[!&]?\d|[\w.=/+-]+:[\w-])", re.IGNORECASE)
+# <@123>, <@!123>, <@&role>, <#channel>, <:emoji:1>, Slack's <!here>, </slash:1>,
+# and any HTML tag or comment: Matrix gets the markdown as HTML, raw tags included.
+_TAG = re.compile(r"<(?=[@#!&:/?A-Za-z])")
+# "[words](url)", "[words][ref]" and "[ref]: url" all need "]" right before
+# "(", "[" or ":"; with a ZWSP between them they are plain brackets.
+_LINK = re.compile(r"\](?=[(\[:])")
+_SPOILER = re.compile(r"\|(?=\|)")  # Discord's ||hidden text||
+_ENTITY = re.compile(r"&(?=#?\w+;)")  # &#64;everyone would render as @everyone in Matrix HTML
+_BACKTICKS = re.compile(r"`(?=`)")  # no run of two or more: nothing can open or close a fence
+# A line starting with these would be a heading, quote, list, rule or fence of
+# its own (or, for "=" and "-", turn the line above into a heading).
+_LINE_START = re.compile(r"(^|\r)([^\S\r\n]*)(?=[#>=*+\-_|~`]|\d+[.)])", re.MULTILINE)  # "\r" ends lines too
+# Inside a fenced block only "#" needs it: Apprise's Discord embeds (?format=markdown)
+# split the body at every "#" after a line break and any whitespace (str.isspace),
+# code block or not.
+_HASH_START = re.compile(r"^([^\S\n]*)(?=#)")
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
+
+# Apprise joins title and body with "\r\n" where a service has one text field
+# (Discord's 2,000 characters include the title), so fit() counts two more.
+JOINER = 2
+CUT_NOTE = "… (cut to fit; `notifyd jobs` lists every job)"
+DIGEST_TITLE_CHARS = 60  # one job's title in a digest line: room for more lines
 
 
 @dataclass(frozen=True)
@@ -24,13 +60,63 @@ class Message:
     title: str
     body: str
     kind: str  # "success", "failure", "warning" or "info": Apprise's notify types
+    attach: str = ""  # a file to attach where the service can ("" for none)
+
+
+# -- defusing job-supplied text -----------------------------------------------------------
+
+
+def _defuse_inline(text: str) -> str:
+    text = _MENTION.sub("@" + ZWSP, text)
+    text = _TAG.sub("<" + ZWSP, text)
+    text = _LINK.sub("]" + ZWSP, text)
+    text = _SPOILER.sub("|" + ZWSP, text)
+    text = _ENTITY.sub("&" + ZWSP, text)
+    return _BACKTICKS.sub("`" + ZWSP, text)
 
 
 def neutralise(text: str) -> str:
-    """Defuse @everyone, @here, @room and <@id>-style tags in job-supplied text."""
-    text = _MENTION.sub(lambda m: "@" + ZWSP + m.group(1), text)
-    text = _MATRIX_ROOM.sub("@" + ZWSP + "room", text)
-    return _TAG.sub(lambda m: "<" + ZWSP + m.group(1), text)
+    """Job-supplied text made harmless: no mention, link, tag, fence or block marker works.
+
+    Only zero-width spaces are added: with them removed the text is unchanged.
+    """
+    return _LINE_START.sub(r"\1\2" + ZWSP, _defuse_inline(text))
+
+
+def _one_line(text: str) -> str:
+    """Job text that must stay on its line: line breaks and control characters become spaces."""
+    parts = (part.strip() for part in _ANSI.sub("", text).splitlines())
+    return _CONTROL.sub(" ", " ".join(part for part in parts if part))
+
+
+def _line(value: Any) -> str:
+    """A job-supplied field for a line of ours: one line, defused."""
+    return neutralise(_one_line(str(value)))
+
+
+def _code(value: Any) -> str:
+    """A job-supplied path or command as an inline code span (no markdown inside)."""
+    text = _defuse_inline(_one_line(str(value)))
+    # Runs of backticks are broken up above, so a double-backtick span can hold single ones.
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def _code_block(text: str) -> list[str]:
+    """Job output as the lines of a fenced code block that it cannot close."""
+    lines = []
+    for raw in text.split("\n"):
+        # What a terminal would show: the last rewrite of a progress line, no colours.
+        shown = _ANSI.sub("", raw.rstrip("\r")).rsplit("\r", 1)[-1]
+        line = _defuse_inline(_CONTROL.sub(" ", shown).rstrip())
+        lines.append(_HASH_START.sub(r"\1" + ZWSP, line))
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return ["```", *lines, "```"]
+
+
+# -- words for numbers --------------------------------------------------------------------
 
 
 def signal_name(num: int) -> str:
@@ -61,6 +147,22 @@ def succeeded(ev: dict[str, Any]) -> bool | None:
     return None
 
 
+def possibly_oom(ev: dict[str, Any]) -> bool:
+    """Killed by SIGKILL and either the kernel said OOM, or the job had ≥ 90 % of the node's memory."""
+    if ev.get("signal") != signal.SIGKILL:
+        return False
+    if ev.get("oom") is True:
+        return True
+    maxrss, total = _number(ev, "maxrss_kb"), _number(ev, "mem_total_kb")
+    return maxrss is not None and bool(total) and maxrss >= 0.9 * (total or 0)
+
+
+def outcome(ev: dict[str, Any]) -> str:
+    """describe_exit, plus 'possibly out of memory' where that is the likely cause."""
+    words = describe_exit(ev)
+    return f"{words}, possibly out of memory" if possibly_oom(ev) else words
+
+
 def human_duration(seconds: float) -> str:
     if seconds < 10:
         return f"{seconds:.1f} s"
@@ -77,6 +179,21 @@ def human_duration(seconds: float) -> str:
     return f"{d} d {h:02d} h"
 
 
+def short_duration(seconds: float) -> str:
+    """'45s', '12m', '2h 3m', '3d 5h': for one line per job."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    m = round(seconds / 60)
+    if m < 60:
+        return f"{m}m"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h {m}m" if m else f"{h}h"
+    d, h = divmod(h, 24)
+    return f"{d}d {h}h" if h else f"{d}d"
+
+
 def human_kib(kib: float) -> str:
     value = float(kib) * 1024
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
@@ -84,6 +201,10 @@ def human_kib(kib: float) -> str:
             return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _local(ts: float) -> str:
@@ -107,69 +228,154 @@ def _number(ev: dict[str, Any], key: str) -> float | None:
     return None
 
 
+def _duration(ev: dict[str, Any]) -> float | None:
+    duration = _number(ev, "duration")
+    start, end = _number(ev, "start_ts"), _number(ev, "ts")
+    if duration is None and start is not None and end is not None:
+        duration = max(0.0, end - start)
+    return duration
+
+
+def _title(ev: dict[str, Any]) -> str:
+    cmd = "" if ev.get("hide_command") else ev.get("cmd")
+    pid = ev.get("pid")
+    return _line(ev.get("title") or cmd or (f"pid {pid}" if pid is not None else "?"))
+
+
+def _cores(ev: dict[str, Any]) -> int | None:
+    cores = ev.get("cores")
+    if isinstance(cores, int) and not isinstance(cores, bool) and cores > 0:
+        return cores
+    return None
+
+
+# -- one job -------------------------------------------------------------------------------
+
+
+def _usage(ev: dict[str, Any], duration: float | None) -> str:
+    """'peak RSS 1.2 GiB (40 % of the node's memory) · CPU 2 h 00 min (97 % of 4 cores)'."""
+    usage = []
+    maxrss = _number(ev, "maxrss_kb")
+    floor = _number(ev, "maxrss_floor_kb")
+    total = _number(ev, "mem_total_kb")
+    if maxrss is not None and floor is not None and maxrss <= floor:
+        usage.append(f"peak RSS ≤ {human_kib(maxrss)}")  # see maxrss_floor_kb in EVENTS.md
+    elif maxrss is not None:
+        share = f" ({maxrss / total:.0%} of the node's memory)" if total else ""
+        usage.append(f"peak RSS {human_kib(maxrss)}{share}")
+    cpu = _number(ev, "cpu_s")
+    if cpu is not None:
+        text = f"CPU {human_duration(cpu)}"
+        cores = _cores(ev)
+        if duration and cores:
+            text += f" ({cpu / (duration * cores):.0%} of {_plural(cores, 'core')})"
+        elif duration:
+            text += f" ({cpu / duration:.1f} cores busy on average)"
+        usage.append(text)
+    return " · ".join(usage)
+
+
+def _where(ev: dict[str, Any], host: str) -> list[str]:
+    """The lines about what ran where: cwd, command (unless hidden), detached log."""
+    lines = []
+    if ev.get("cwd"):
+        lines.append(f"in {_code(ev['cwd'])}")
+    cmd = "" if ev.get("hide_command") else str(ev.get("cmd") or "")
+    if "\n" in cmd.strip():
+        lines.append("command:")
+        lines.extend(_code_block(cmd))
+    elif cmd.strip():
+        lines.append(_code("$ " + cmd.strip()))
+    if ev.get("detached"):
+        log = ev.get("log")
+        lines.append(f"detached; output in {_code(log)}" if log else "detached")
+    return lines
+
+
+def _host_line(ev: dict[str, Any], host: str, when: str) -> str:
+    facts = [host, f"pid {ev.get('pid')}"]
+    if ev.get("group"):
+        facts.append(f"group {_line(ev['group'])}")
+    facts.append(when)
+    return " · ".join(facts)
+
+
 def finished(ev: dict[str, Any]) -> Message:
     """The notification for one finished job (a finish event, see docs/EVENTS.md)."""
-    title = neutralise(str(ev.get("title") or ev.get("cmd") or f"pid {ev.get('pid')}"))
-    host = neutralise(str(ev.get("host", "?")))
-    outcome = describe_exit(ev)
+    title = _title(ev)
+    host = _line(ev.get("host", "?"))
+    words = outcome(ev)
     ok = succeeded(ev)
     end = _number(ev, "ts") or time.time()
     start = _number(ev, "start_ts")
-    duration = _number(ev, "duration")
-    if duration is None and start is not None:
-        duration = max(0.0, end - start)
+    duration = _duration(ev)
 
     if ev.get("unwatched"):
         head, kind = f"👀 {title} on {host} is no longer watched", "warning"
     elif ok is True:
         head, kind = f"✅ {title} finished on {host}", "success"
     elif ok is False:
-        head, kind = f"❌ {title} failed on {host} ({outcome})", "failure"
+        head, kind = f"❌ {title} failed on {host} ({words})", "failure"
     else:
         head, kind = f"🏁 {title} ended on {host}", "info"
 
-    facts = [outcome]
+    facts = [f"**{describe_exit(ev)}**"]
+    if possibly_oom(ev):
+        facts.append("possibly out of memory")
     if duration is not None:
         facts.append(f"after {human_duration(duration)}")
     lines = [" · ".join(facts)]
-    lines.append(f"{host} · pid {ev.get('pid')} · {_span(start, end)}")
-    usage = []
-    maxrss = _number(ev, "maxrss_kb")
-    floor = _number(ev, "maxrss_floor_kb")
-    if maxrss is not None and floor is not None and maxrss <= floor:
-        usage.append(f"peak RSS ≤ {human_kib(maxrss)}")  # see maxrss_floor_kb in EVENTS.md
-    elif maxrss is not None:
-        usage.append(f"peak RSS {human_kib(maxrss)}")
-    cpu = _number(ev, "cpu_s")
-    if cpu is not None:
-        usage.append(f"CPU {human_duration(cpu)}")
+    if ev.get("signal") == signal.SIGHUP and not ev.get("detached"):
+        lines.append("(the terminal closed: run it with pingch -d to keep it going after logout)")
+    lines.append(_host_line(ev, host, _span(start, end)))
+    lines.extend(_where(ev, host))
+    usage = _usage(ev, duration)
     if usage:
-        lines.append(" · ".join(usage))
-    if ev.get("cwd"):
-        lines.append(f"in {neutralise(str(ev['cwd']))}")
-    if ev.get("cmd"):
-        lines.append(f"$ {neutralise(str(ev['cmd']))}")
+        lines.append(usage)
     if ev.get("error"):
-        lines.append(neutralise(str(ev["error"])))
+        lines.append(f"⚠️ {_line(ev['error'])}")
+    attach = str(ev.get("attach") or "")
+    if ev.get("attach_error"):
+        lines.append(attach_note(attach, str(ev["attach_error"])))
+        attach = ""  # the watcher found it cannot be sent: do not try again
+    elif attach:
+        lines.append(f"📎 {_code(attach)}")
     if ev.get("legacy"):
         lines.append("(from ~/.pingchilling)")
     if ev.get("was_lost"):
-        lines.append(f"(reported lost earlier: {neutralise(str(ev['was_lost']))}; this is how it ended)")
-    return Message(head, "\n".join(lines), kind)
+        lines.append(f"(reported lost earlier: {_line(ev['was_lost'])}; this is how it ended)")
+    tail = ev.get("tail")
+    if isinstance(tail, str) and tail.strip():
+        source = ev.get("tail_file")
+        lines.append(f"last lines of {_code(source)}:" if source else "last lines:")
+        lines.extend(_code_block(tail))
+    return Message(head, "\n".join(lines), kind, attach)
+
+
+def attach_note(path: str, why: str) -> str:
+    """The line saying a file was not attached, and why (both from the job: defused)."""
+    what = f" {_code(path)}" if path else ""
+    return f"⚠️ could not attach{what}: {_line(why)}"
+
+
+def started(ev: dict[str, Any]) -> Message:
+    """The notification for a job's start (notify_start = yes)."""
+    title = _title(ev)
+    host = _line(ev.get("host", "?"))
+    start = _number(ev, "start_ts") or _number(ev, "ts")
+    when = f"started {_local(start)}" if start is not None else "started"
+    lines = [_host_line(ev, host, when), *_where(ev, host)]
+    return Message(f"▶️ {title} started on {host}", "\n".join(lines), "info")
 
 
 def lost(job: dict[str, Any], reason: str) -> Message:
     """A job whose finish will never come, and why notifyd thinks so."""
-    title = neutralise(str(job.get("title") or job.get("cmd") or f"pid {job.get('pid')}"))
-    host = neutralise(str(job.get("host", "?")))
+    title = _title(job)
+    host = _line(job.get("host", "?"))
     start = _number(job, "start_ts")
-    lines = [f"lost: {reason}",
-             f"{host} · pid {job.get('pid')} · started {_local(start) if start else 'at an unknown time'}"]
-    if job.get("cwd"):
-        lines.append(f"in {neutralise(str(job['cwd']))}")
-    if job.get("cmd"):
-        lines.append(f"$ {neutralise(str(job['cmd']))}")
-    lines.append("If it does finish after all, you will get its result too.")
+    when = f"started {_local(start)}" if start else "started at an unknown time"
+    lines = [f"lost: {_line(reason)}", _host_line(job, host, when), *_where(job, host),
+             "If it does finish after all, you will get its result too."]
     return Message(f"❓ {title} lost on {host}", "\n".join(lines), "failure")
 
 
@@ -179,3 +385,154 @@ def test_message(host: str) -> Message:
         f"If you read this, notifyd can reach you. Sent {_local(time.time())}.",
         "info",
     )
+
+
+# -- fitting a service's limit -------------------------------------------------------------
+
+
+def _cut(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)].rstrip() + "…" if width > 0 else ""
+
+
+def _cut_title(title: str, limit: int) -> str:
+    return _cut(title, limit // 2)
+
+
+def fit(msg: Message, limit: int) -> Message:
+    """`msg` with len(title) + len(body) <= limit (less JOINER, for the line break between them).
+
+    A title over limit // 2 is cut; the body is cut at a line boundary, ends
+    with CUT_NOTE, and a code block left open is closed first.
+    """
+    title = _cut_title(msg.title, limit)
+    room = limit - len(title) - JOINER
+    if len(msg.body) <= room:
+        return replace(msg, title=title)
+    note = "\n" + CUT_NOTE
+    kept: list[str] = []
+    used = 0
+    in_code = False
+    for line in msg.body.split("\n"):
+        fence = line.startswith("```")
+        now_in_code = in_code != fence
+        cost = len(line) + (1 if kept else 0)
+        closing = len("\n```") if now_in_code else 0
+        if used + cost + closing + len(note) > room:
+            if not kept and not fence:
+                # A first line longer than the whole room: better part of it than nothing.
+                kept.append(_cut(line, room - len(note)))
+            break
+        kept.append(line)
+        used += cost
+        in_code = now_in_code
+    if in_code:
+        kept.append("```")
+    body = "\n".join([*kept, CUT_NOTE]) if kept else CUT_NOTE
+    return replace(msg, title=title, body=body[: max(0, room)])
+
+
+def _fill(lines: Sequence[str], room: int, more: Any) -> list[str]:
+    """As many of `lines` as fit in `room` characters, then more(n) for the n left out."""
+    if len("\n".join(lines)) <= room:
+        return list(lines)
+    kept: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        cost = len(line) + (1 if kept else 0)
+        tail = more(len(lines) - i - 1)
+        if used + cost + 1 + len(tail) > room:
+            break
+        kept.append(line)
+        used += cost
+    return [*kept, more(len(lines) - len(kept))]
+
+
+# -- many jobs -----------------------------------------------------------------------------
+
+
+def _counts(ok: int, failed: int, lost_: int, unknown: int) -> str:
+    parts = [f"{ok} ok"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if lost_:
+        parts.append(f"{lost_} lost")
+    if unknown:
+        parts.append(f"{unknown} unknown")
+    return ", ".join(parts)
+
+
+def _hosts(hosts: Sequence[str]) -> str:
+    if len(hosts) <= 3:
+        return ", ".join(hosts)
+    return f"{', '.join(hosts[:3])} and {_plural(len(hosts) - 3, 'more host')}"
+
+
+def _job_state(ev: dict[str, Any]) -> str:
+    if ev.get("lost"):
+        return "lost"
+    ok = succeeded(ev)
+    return "ok" if ok is True else "failed" if ok is False else "unknown"
+
+
+_ORDER = {"failed": 0, "lost": 1, "unknown": 2, "ok": 3}
+_MARK = {"failed": "❌", "lost": "❓", "unknown": "🏁", "ok": "✅"}
+
+
+def digest(jobs: Sequence[dict[str, Any]], limit: int) -> Message:
+    """Many finished jobs in one message: failures and lost ones first; never over `limit`.
+
+    `jobs` are finish events as in the spool; a lost job carries "lost": reason.
+    """
+    states = [_job_state(ev) for ev in jobs]
+    hosts = sorted({_line(ev.get("host", "?")) for ev in jobs})
+    n = {s: states.count(s) for s in _ORDER}
+    head = (f"{_plural(len(jobs), 'job')} finished on {_hosts(hosts)}: "
+            f"{_counts(n['ok'], n['failed'], n['lost'], n['unknown'])}")
+    title = _cut_title(head, limit)
+    lines = []
+    for state, ev in sorted(zip(states, jobs, strict=True), key=lambda p: _ORDER[p[0]]):
+        facts = [f"{_MARK[state]} {_cut(_title(ev), DIGEST_TITLE_CHARS)}", _line(ev.get("host", "?"))]
+        if state == "lost":
+            facts.append(f"lost: {_line(ev['lost'])}")
+        elif state != "ok":
+            facts.append(outcome(ev))
+        duration = _duration(ev)
+        if duration is not None and state != "lost":
+            facts.append(short_duration(duration))
+        lines.append(" · ".join(facts))
+    room = limit - len(title) - JOINER
+    body = "\n".join(_fill(lines, room, lambda k: f"… and {k} more: `notifyd jobs --since 1h`"))
+    kind = "failure" if n["failed"] or n["lost"] else "success"
+    return Message(title, body[: max(0, room)], kind)
+
+
+def group_done(name: str, jobs: Sequence[dict[str, Any]], limit: int) -> Message:
+    """A group's summary once its last job ended.
+
+    `jobs`: dicts with title, host, outcome ("ok", "failed", "lost" or "unknown"),
+    duration (seconds or None), exit and signal.
+    """
+    states = [str(j.get("outcome")) if j.get("outcome") in _ORDER else "unknown" for j in jobs]
+    n = {s: states.count(s) for s in _ORDER}
+    head = (f"📦 group {_line(name)} done: {_plural(len(jobs), 'job')}: "
+            f"{_counts(n['ok'], n['failed'], n['lost'], n['unknown'])}")
+    durations = [(float(d), j) for j in jobs
+                 if isinstance(d := j.get("duration"), (int, float)) and not isinstance(d, bool)]
+    facts = []
+    if durations:
+        facts.append(f"total run time {human_duration(sum(d for d, _j in durations))}")
+        longest, job = max(durations, key=lambda p: p[0])
+        facts.append(f"longest: {_cut(_title(job), DIGEST_TITLE_CHARS)} ({human_duration(longest)})")
+    else:
+        facts.append("run time unknown")
+    lines = [" · ".join(facts)]
+    for state, job in sorted(zip(states, jobs, strict=True), key=lambda p: _ORDER[p[0]]):
+        if state == "ok":
+            continue
+        words = {"failed": outcome(job), "lost": "lost", "unknown": "exit unknown"}[state]
+        lines.append(f"{_MARK[state]} {_cut(_title(job), DIGEST_TITLE_CHARS)} · "
+                     f"{_line(job.get('host', '?'))} · {words}")
+    kind = "failure" if n["failed"] or n["lost"] else "success"
+    return fit(Message(head, "\n".join(lines), kind), limit)
