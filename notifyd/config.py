@@ -80,6 +80,42 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(" or ".join(allowed))
+        return value
+
+    return check
+
+
+def _yes_no(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("yes", "true", "on", "1"):
+        return True
+    if value in ("no", "false", "off", "0"):
+        return False
+    raise ValueError("yes or no")
+
+
+def _non_negative_duration(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "") else parse_duration(text)
+
+
+def _per_minute(text: str) -> float:
+    """'30/min', '600/h' or '1/s' as messages per minute."""
+    count, sep, unit = text.strip().partition("/")
+    per = {"s": 60.0, "sec": 60.0, "min": 1.0, "m": 1.0, "h": 1 / 60, "hour": 1 / 60}.get(unit.strip())
+    try:
+        value = float(count)
+    except ValueError:
+        value = -1.0
+    if not sep or per is None or not value > 0:
+        raise ValueError("a rate such as 30/min, 600/h or 1/s")
+    return value * per
+
+
 def _urls(text: str) -> tuple[str, ...]:
     lines = (line.strip() for line in text.splitlines())
     return tuple(line for line in lines if line and not line.startswith("#"))
@@ -100,6 +136,15 @@ SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
     "notify": {
         "urls": (_urls, ""),
         "apprise_config": (_paths, ""),
+        "on": (_choice("all", "failure"), "all"),
+        "min_duration": (_non_negative_duration, "0s"),
+        "notify_start": (_yes_no, "no"),
+        "rate": (_per_minute, "30/min"),
+        "digest_after": (_count, "3"),
+        "digest_window": (_positive(parse_duration), "60s"),
+        "digest_quiet": (_positive(parse_duration), "2s"),
+        "group_wait": (_positive(parse_duration), "30s"),
+        "max_length": (_count, "0"),
     },
     "watcher": {
         "poll_interval": (_positive(parse_duration), "500ms"),
@@ -143,6 +188,15 @@ class Config:
     stale_after: float
     snapshot_min_cpu: float
     snapshot_top: int
+    on: str = "all"  # "all" or "failure": which finished jobs are pushed at all
+    min_duration: float = 0.0  # successes shorter than this stay silent
+    notify_start: bool = False
+    rate_per_min: float = 30.0  # per URL: Discord allows ~30 messages a minute per webhook
+    digest_after: int = 3  # single messages per URL per digest_window before digests take over
+    digest_window: float = 60.0
+    digest_quiet: float = 2.0  # a digest goes out once no job has ended for this long
+    group_wait: float = 30.0  # a group is done when nothing in it moved for this long
+    max_length: int = 0  # characters per message, title included; 0: the service's own limit
 
     @property
     def pushes(self) -> bool:
@@ -262,4 +316,13 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         stale_after=values["stale_after"],
         snapshot_min_cpu=values["min_cpu"],
         snapshot_top=values["top"],
+        on=values["on"],
+        min_duration=values["min_duration"],
+        notify_start=values["notify_start"],
+        rate_per_min=values["rate"],
+        digest_after=values["digest_after"],
+        digest_window=values["digest_window"],
+        digest_quiet=values["digest_quiet"],
+        group_wait=values["group_wait"],
+        max_length=values["max_length"],
     )

@@ -45,7 +45,7 @@ def spawn_detached(argv: list[str]) -> int:
 # user's would shadow ours. -c with that entry removed imports only installed
 # code. The entry skips the typer CLI, which would stay in memory for the
 # watcher's whole life; "watch --background" stays in argv for ps.
-_ENTRY = ("import sys; del sys.path[0]; sys.argv[0] = 'notifyd'; "
+_ENTRY = ("import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; sys.argv[0] = 'notifyd'; "
           "from notifyd.watcher import run_in_background; sys.exit(run_in_background())")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,15 +69,50 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+# Apprise tags that route (README "Routing with tags"); any other tag is the user's own.
+FAILURE_TAG = "failure"  # failures only (failed or lost jobs, digests and groups with failures)
+DIGEST_TAG = "digest"  # digests and group summaries only, never a single job's message
+DEFAULT_LIMIT = 32768  # characters per message where a service names no limit
+
+
 class Target:
     """One place a notification is delivered to."""
 
     key: str
     display: str  # safe to print and log: secrets masked
+    tags: frozenset[str] = frozenset()
+    limit: int = DEFAULT_LIMIT  # characters per message, title included
 
     def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
         """Deliver one outbox entry; (True, '') or (False, what went wrong)."""
         raise NotImplementedError
+
+    def wants(self, kind: str, failed: bool) -> bool:
+        """Does this target take a message of `kind` ("job", "digest", "group", "start")?
+
+        A "job" for a digest-only target is not refused: it waits for the next
+        digest (the watcher batches it).
+        """
+        if FAILURE_TAG in self.tags and not failed:
+            return False
+        return not (kind == "start" and DIGEST_TAG in self.tags)
+
+    @property
+    def digests_only(self) -> bool:
+        return DIGEST_TAG in self.tags
+
+
+def split_tags(line: str) -> tuple[frozenset[str], str]:
+    """'failure,phone=URL' -> ({'failure', 'phone'}, 'URL'), as in Apprise's TEXT config files.
+
+    A URL's own '=' always comes after its '://', so text before the first
+    '=' that holds no ':' or '/' is a tag list.
+    """
+    head, sep, rest = line.partition("=")
+    if sep and head.strip() and not any(c in head for c in ":/") and rest.strip():
+        tags = frozenset(t.strip().lower() for t in head.replace(" ", ",").split(",") if t.strip())
+        return tags, rest.strip()
+    return frozenset(), line.strip()
 
 
 class InboxTarget(Target):
@@ -92,9 +127,9 @@ class InboxTarget(Target):
         self.inbox_dir = inbox_dir
 
     def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
-        from notifyd.events import dumps
+        import json
 
-        record = {
+        record: dict[str, Any] = {
             "id": entry["id"],
             "job": entry.get("job", ""),
             "time": round(time.time(), 3),
@@ -102,8 +137,13 @@ class InboxTarget(Target):
             "title": entry["title"],
             "body": entry["body"],
         }
+        if entry.get("info"):
+            record["info"] = entry["info"]  # what `notifyd jobs` lists (routing.job_info)
         try:
-            fsutil.append_line(self.path, (dumps(record) + "\n").encode())
+            # ASCII escapes: a command line's undecodable bytes (lone
+            # surrogates) stay valid UTF-8 on disk.
+            line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+            fsutil.append_line(self.path, line.encode())
         except OSError as exc:
             return False, f"cannot write {self.path}: {exc}"
         return True, ""
@@ -134,8 +174,12 @@ def _captured() -> Iterator[_Capture]:
 class AppriseTarget(Target):
     """One Apprise URL (from the config, APPRISE_URLS or an Apprise config file)."""
 
-    def __init__(self, plugin: Any, written: str | None = None) -> None:
+    def __init__(self, plugin: Any, written: str | None = None, tags: frozenset[str] = frozenset(),
+                 max_length: int = 0) -> None:
         self.plugin = plugin
+        self.tags = tags | frozenset(str(t).lower() for t in (getattr(plugin, "tags", None) or ()))
+        service_limit = int(getattr(plugin, "body_maxlen", 0) or 0)
+        self.limit = max_length or (service_limit if service_limit > 0 else DEFAULT_LIMIT)
         private = plugin.url(privacy=False)
         self.key = url_key(private)
         self.display = display_url(private, plugin.url(privacy=True))
@@ -149,12 +193,28 @@ class AppriseTarget(Target):
         return text
 
     def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        from notifyd import message
+
         apprise = _apprise()
+        # Cut to this service's length (Discord: 2,000 characters with the
+        # title) here, not by Apprise: its split would send several messages
+        # and its truncation can cut a line in half.
+        body = entry["body"]
+        attach = None
+        if entry.get("attach"):
+            if getattr(self.plugin, "attachment_support", False):
+                attach = apprise.AppriseAttachment(entry["attach"])
+            else:
+                body += "\n" + message.attach_note(entry["attach"], "this service takes none")
+        fitted = message.fit(message.Message(entry["title"], body, entry["kind"]), self.limit)
+        body = fitted.body
         with _captured() as capture:
             try:
                 ok = bool(self.plugin.notify(
-                    body=entry["body"], title=entry["title"],
+                    body=body, title=fitted.title,
                     notify_type=apprise.NotifyType(entry["kind"]),
+                    body_format=apprise.NotifyFormat.MARKDOWN,
+                    attach=attach,
                 ))
             except Exception as exc:  # a plugin bug must not stop the watcher
                 return False, self.scrub(f"{type(exc).__name__}: {exc}")
@@ -170,7 +230,8 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
         return targets
     apprise = _apprise()
 
-    for url in config.urls:
+    for line in config.urls:
+        tags, url = split_tags(line)
         plugin = apprise_urls.instantiate(apprise, url)
         if plugin is None:
             raise NotifydError(
@@ -178,7 +239,7 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
                 "check its scheme and parts against https://github.com/caronc/apprise/wiki",
                 ExitStatus.CONFIG,
             )
-        targets.append(AppriseTarget(plugin, written=url))
+        targets.append(AppriseTarget(plugin, written=url, tags=tags, max_length=config.max_length))
     for path in config.apprise_configs:
         ac = apprise.AppriseConfig()
         if not ac.add(path) or not ac.services():
@@ -187,7 +248,7 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
                 "check it with: apprise --config " + path + " --dry-run",
                 ExitStatus.CONFIG,
             )
-        targets.extend(AppriseTarget(plugin) for plugin in ac.services())
+        targets.extend(AppriseTarget(plugin, max_length=config.max_length) for plugin in ac.services())
     seen: set[str] = set()
     unique = []
     for target in targets:
@@ -202,21 +263,36 @@ def inbox_job_ids(inbox_dir: Path) -> set[str]:
     return {str(r["job"]) for r in read_inbox(inbox_dir) if r.get("job")}
 
 
-def read_inbox(inbox_dir: Path, last: int | None = None) -> list[dict[str, Any]]:
+def read_inbox(inbox_dir: Path, last: int | None = None, since: float | None = None
+               ) -> list[dict[str, Any]]:
     """Inbox records from every host's file, oldest first, each id once.
 
-    With `last`, only the newest `last`: each file is read backwards from
-    its end, so listing the latest stays instant after a million jobs.
+    With `last` (the newest N) or `since` (records at or after that Unix
+    time), each file is read backwards from its end, so listing the latest
+    stays instant after a million jobs.
     """
     records: dict[str, dict[str, Any]] = {}
     if not inbox_dir.is_dir():
         return []
     for path in sorted(inbox_dir.glob("*.jsonl")):
         with path.open("rb") as f:
-            for record in (_records(f) if last is None else _last_records(f, last)):
+            if last is None and since is None:
+                found: Iterable[dict[str, Any]] = _records(f)
+            else:
+                found = _last_records(f, last, since)
+            for record in found:
                 records.setdefault(str(record["id"]), record)
-    ordered = sorted(records.values(), key=lambda r: float(r.get("time", 0)))
+    ordered = sorted(records.values(), key=_time)
+    if since is not None:
+        ordered = [r for r in ordered if _time(r) >= since]
     return ordered if last is None else ordered[-last:]
+
+
+def _time(record: dict[str, Any]) -> float:
+    try:
+        return float(record.get("time", 0))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _record(line: bytes) -> dict[str, Any] | None:
@@ -236,8 +312,8 @@ def _records(f: Any) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def _last_records(f: Any, count: int) -> list[dict[str, Any]]:
-    """The last `count` good records of an open file, reading blocks from the end.
+def _last_records(f: Any, count: int | None, since: float | None = None) -> list[dict[str, Any]]:
+    """The last `count` good records (or those since `since`) of an open file, read from the end.
 
     One watcher at a time appends to a host's file, so its records are in
     time order and the newest are at the end.
@@ -254,6 +330,9 @@ def _last_records(f: Any, count: int) -> list[dict[str, Any]]:
         # The first piece may be a line cut by the block boundary.
         whole = lines if pos == 0 else lines[1:]
         good = [r for r in map(_record, whole) if r is not None]
-        if len(good) >= count or pos == 0:
-            return good[-count:]
+        enough = count is not None and len(good) >= count
+        if since is not None and good and _time(good[0]) < since:
+            enough = True
+        if enough or pos == 0:
+            return good if count is None else good[-count:]
         block *= 2

@@ -45,6 +45,13 @@ class State:
     # watcher asks the inbox (which holds every notification) before telling it.
     done_horizon: float = 0.0
     outbox: list[dict[str, Any]] = field(default_factory=list)
+    # notifyd/routing.py: per URL, when its single messages went out (the
+    # digest window), the jobs waiting for its next digest, its rate budget;
+    # and the groups whose jobs are not all told yet.
+    recent: dict[str, list[float]] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: dict[str, dict[str, float]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     backoff: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed: list[dict[str, Any]] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
@@ -62,6 +69,10 @@ class State:
             "done": self.done,
             "done_horizon": self.done_horizon,
             "outbox": self.outbox,
+            "recent": self.recent,
+            "batches": self.batches,
+            "budget": self.budget,
+            "groups": self.groups,
             "backoff": self.backoff,
             "failed": self.failed[-FAILED_KEEP:],
             "stats": self.stats.__dict__,
@@ -79,6 +90,10 @@ class State:
             done=dict(data.get("done") or {}),
             done_horizon=float(data.get("done_horizon") or 0.0),
             outbox=list(data.get("outbox") or []),
+            recent=dict(data.get("recent") or {}),
+            batches=dict(data.get("batches") or {}),
+            budget=dict(data.get("budget") or {}),
+            groups=dict(data.get("groups") or {}),
             backoff=dict(data.get("backoff") or {}),
             failed=list(data.get("failed") or []),
             stats=Stats(**{k: v for k, v in stats.items() if k in Stats.__dataclass_fields__}),

@@ -19,7 +19,7 @@ import signal
 import time
 from typing import Any
 
-from notifyd import lease, legacy, lost, message, nodeview, sender, state, wake
+from notifyd import lease, legacy, lost, message, nodeview, routing, sender, state, wake
 from notifyd.config import Config
 from notifyd.config import load as load_config
 from notifyd.errors import NotifydError
@@ -185,6 +185,9 @@ class Watcher:
             if self.find_lost():
                 self.lease.check()
                 self.save()
+        if routing.flush(self.state, self.targets, self.config, time.time()):
+            self.lease.check()
+            self.save()
         self.deliver()
         if self.journal.lines:
             self.lease.check()
@@ -319,12 +322,14 @@ class Watcher:
         }
         if ev["ev"] == "start":
             if job not in self.state.done:
-                self.state.running[job] = {k: ev.get(k) for k in
-                                           ("host", "pid", "title", "cmd", "cwd", "start_ts", "user")}
+                self.state.running[job] = {k: ev.get(k) for k in ("host", "pid", "title", "cmd", "cwd",
+                                                                   "start_ts", "user", "group")}
+                routing.job_started(self.state, self.targets, self.config, ev, time.time())
             return
         self.state.running.pop(job, None)
         self.state.missing_since.pop(job, None)
         if self.told_before(job, float(ev.get("ts") or 0.0)):
+            routing.already_told(self.state, ev)
             return  # already notified: a re-read spool must not repeat it
         was_lost = self.state.lost.pop(job, None)
         if was_lost:
@@ -333,7 +338,8 @@ class Watcher:
         self.state.remember_done(job, float(ev["ts"]))
         if self._inbox_ids is not None:
             self._inbox_ids[1].add(job)  # the loaded ids stay the inbox's, as it gets this one
-        self.enqueue(f"{job}:finish", job, msg)
+        routing.job_ended(self.state, self.targets, self.config, entry_id=f"{job}:finish", ev=ev,
+                          msg=msg, now=time.time())
 
     def told_before(self, job: str, ts: float) -> bool:
         """Was this job's finish notified already (it is in `done`, or old and in the inbox)?
@@ -388,16 +394,11 @@ class Watcher:
                 self.state.missing_since.pop(job, None)
                 self.state.lost[job] = {**info, "reason": reason, "at": round(now, 3)}
                 log.warning("job %s (%s on %s) is lost: %s", job, info.get("title"), host, reason)
-                self.enqueue(f"{job}:lost", job, message.lost(info, reason))
+                routing.job_ended(self.state, self.targets, self.config, entry_id=f"{job}:lost",
+                                  ev={**info, "job": job, "lost": reason, "ts": now},
+                                  msg=message.lost(info, reason), now=time.time())
                 changed = True
         return changed
-
-    def enqueue(self, entry_id: str, job: str, msg: message.Message) -> None:
-        self.state.outbox.append({
-            "id": entry_id, "job": job, "title": msg.title, "body": msg.body,
-            "kind": msg.kind, "created": round(time.time(), 3),
-            "targets": [t.key for t in self.targets],
-        })
 
     # -- delivering -----------------------------------------------------------
     def deliver(self) -> None:
@@ -409,6 +410,8 @@ class Watcher:
             for entry in list(self.state.outbox):
                 if target.key not in entry["targets"]:
                     continue
+                if not routing.may_send(self.state, target.key, self.config, time.time()):
+                    break  # this URL's budget is spent: the rest wait for the next rounds
                 self.lease.heartbeat()
                 self.lease.check()  # a watcher that lost its lease sends nothing more
                 ok, detail = target.send(entry)

@@ -244,3 +244,21 @@ def test_job_on_a_silent_host_without_snapshots_is_reported_lost(
     msg = receiver.wait_for(1, timeout=30)[0]
     assert "vanished lost on host0" in str(msg["title"])
     assert "silent" in str(msg["message"])
+
+
+def test_a_group_spread_over_three_hosts_is_one_message_when_its_last_job_ends(
+        hosts: Hosts, receiver: Receiver) -> None:
+    hs = hosts(3)
+    hs[0].write_config(fast_config(receiver.url).replace("[notify]\n", "[notify]\ngroup_wait = 2s\n"))
+    assert hs[0].notifyd("ensure")[0] == 0
+    wait_until(lambda: bool(_holders(hs)), 20, "a watcher")
+    procs = [subprocess.Popen([PINGCH, "-g", "relax", "-t", f"relax-{h.host}", "sleep", str(1 + i)],
+                              env=h.env) for i, h in enumerate(hs)]
+    procs.append(subprocess.Popen([PINGCH, "-g", "relax", "-t", "relax-broken", "false"], env=hs[1].env))
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 1]
+    (summary,) = receiver.wait_for(1, timeout=40)
+    time.sleep(3)
+    assert len(receiver.bodies()) == 1  # one message for the group, none per job
+    assert "group relax" in summary["title"] and "4 jobs" in summary["title"]
+    assert "3 ok" in summary["title"] and "1 failed" in summary["title"]
+    assert "relax-broken" in summary["message"]

@@ -27,7 +27,9 @@ def command(
         return 0
     for record in records:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("time", 0))))
-        typer.echo(f"[{when}] {record.get('title', '')}")
+        info = record.get("info")
+        quiet = " (kept quiet by a filter)" if isinstance(info, dict) and info.get("silent") else ""
+        typer.echo(f"[{when}] {record.get('title', '')}{quiet}")
         for line in str(record.get("body", "")).splitlines():
             typer.echo(f"    {line}")
     return 0
