@@ -23,7 +23,7 @@ ROWS = [
     "burst: 30 jobs finishing",
     "burst: messages sent to the webhook for 30 jobs",
     "history of 2,000 events: watcher restart to ready",
-    "history of 2,000 events: `notifyd inbox -n 20`",
+    "history of 2,000 events: `notifyd jobs`",
     "`notifyd procs` over 3 node snapshots",
     "`notifyd snapshot` with ~",
 ]
