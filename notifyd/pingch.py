@@ -15,7 +15,6 @@ apprise, psutil, json, subprocess or argparse.
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import sys
 import time
@@ -23,6 +22,14 @@ import time
 from notifyd import events, fsutil, launch, paths, wake
 
 TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
+# The C half of `signal`: the Python module wraps signal numbers in enums, and
+# enum with functools and collections costs ~3 ms of every job's start here
+# (bench/: pingch overhead). Same functions and constants, as plain ints;
+# mypy checks against the module's stubs.
+if TYPE_CHECKING:
+    import signal
+else:
+    import _signal as signal
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import NoReturn
@@ -701,7 +708,9 @@ def watch_pid(pid: int, opts: _Options, spool: _Spool) -> int:
         os.close(pidfd)
     extra = _end_fields(opts, environ)
     if stopped_by:
-        name = signal.Signals(stopped_by[0]).name
+        names: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM",
+                                 signal.SIGHUP: "SIGHUP"}
+        name = names.get(stopped_by[0], f"signal {stopped_by[0]}")
         extra.update(unwatched=True,
                      error=f"pingch -p was stopped by {name}; pid {pid} may still be running")
     spool.finish(_finish(base, time.time(), start, exit=None, signal=None, exit_unknown=True,

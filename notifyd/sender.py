@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -288,6 +289,57 @@ def read_inbox(inbox_dir: Path, last: int | None = None, since: float | None = N
     return ordered if last is None else ordered[-last:]
 
 
+_TIME = re.compile(rb'"time":\s*(-?[0-9][0-9.eE+-]*)')
+
+
+def line_time(line: bytes) -> float:
+    """An inbox line's "time" without parsing it: the record's own comes first (id, job, time)."""
+    found = _TIME.search(line)
+    try:
+        return float(found.group(1)) if found else 0.0
+    except ValueError:
+        return 0.0
+
+
+def inbox_window(inbox_dir: Path, since: float) -> list[bytes]:
+    """The raw inbox lines at or after `since`, oldest first, every host's file merged.
+
+    Each file is read backwards until a line older than `since`: the cost is
+    the window's size, not the history's. `notifyd jobs` parses only the lines
+    it shows.
+    """
+    per_file: list[list[bytes]] = []
+    for path in sorted(inbox_dir.glob("*.jsonl")) if inbox_dir.is_dir() else []:
+        with path.open("rb") as f:
+            pos = f.seek(0, 2)
+            block, data = 64 * 1024, b""
+            while pos > 0:
+                step = min(block, pos)
+                pos -= step
+                f.seek(pos)
+                data = f.read(step) + data
+                parts = data.split(b"\n", 2)
+                if pos and len(parts) < 3:
+                    continue  # no whole line yet in what was read
+                first = parts[1 if pos else 0]
+                if first and line_time(first) < since:
+                    break
+                block *= 2
+        lines = data.split(b"\n")[1 if pos else 0:]
+        # Lines are in time order within a file: skip the old ones by bisection.
+        lo, hi = 0, len(lines)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if lines[mid] and line_time(lines[mid]) < since:
+                lo = mid + 1
+            else:
+                hi = mid
+        per_file.append([line for line in lines[lo:] if line.strip()])
+    if len(per_file) == 1:
+        return per_file[0]
+    return sorted((line for lines in per_file for line in lines), key=line_time)
+
+
 def _time(record: dict[str, Any]) -> float:
     try:
         return float(record.get("time", 0))
@@ -295,7 +347,8 @@ def _time(record: dict[str, Any]) -> float:
         return 0.0
 
 
-def _record(line: bytes) -> dict[str, Any] | None:
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """One inbox line as a record, None if it is not one."""
     import json
 
     try:
@@ -307,7 +360,7 @@ def _record(line: bytes) -> dict[str, Any] | None:
 
 def _records(f: Any) -> Iterator[dict[str, Any]]:
     for line in f:
-        record = _record(line)
+        record = parse_record(line)
         if record is not None:
             yield record
 
@@ -329,7 +382,7 @@ def _last_records(f: Any, count: int | None, since: float | None = None) -> list
         lines = data.split(b"\n")
         # The first piece may be a line cut by the block boundary.
         whole = lines if pos == 0 else lines[1:]
-        good = [r for r in map(_record, whole) if r is not None]
+        good = [r for r in map(parse_record, whole) if r is not None]
         enough = count is not None and len(good) >= count
         if since is not None and good and _time(good[0]) < since:
             enough = True

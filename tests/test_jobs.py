@@ -57,7 +57,9 @@ def write_inbox(home: Home, records: list[dict[str, Any]], host: str | None = No
     path = inbox / f"{host or home.host}.jsonl"
     with path.open("a") as f:
         for rec in records:
-            f.write(json.dumps(rec) + "\n")
+            # Compact, as the watcher writes it (sender.InboxTarget): `notifyd
+            # jobs` counts a long history from these bytes without parsing.
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
     return path
 
 
@@ -391,7 +393,8 @@ def test_long_history_lists_the_newest_jobs_with_since_1h(home: Home) -> None:
         for i in range(total):
             when = newest - (total - 1 - i) * 60
             job = f"node{i % 8}-{i}-{i:08x}"
-            f.write(json.dumps(record(job, when, info(f"node{i % 8}", f"job{i}", end=when))) + "\n")
+            rec = record(job, when, info(f"node{i % 8}", f"job{i}", end=when))
+            f.write(json.dumps(rec, separators=(",", ":")) + "\n")
     doc = jobs_json(home, "--since", "1h", "-n", "1000")
     assert [f["title"] for f in doc["finished"]] == [f"job{i}" for i in range(total - 60, total)]
     default = jobs_json(home, "--since", "1h")["finished"]
@@ -429,3 +432,32 @@ def test_real_jobs_through_a_real_watcher_are_listed_running_then_finished_and_d
     assert doc["running"][0]["pid"] is not None
     code, out, _err = jobs(home)
     assert code == 0 and "e2e-running" in out and "e2e-bad" in out
+
+
+def test_counts_of_a_cut_list_match_the_whole_window(home: Home) -> None:
+    """Only the shown rows are parsed; the header's counts still cover every job in the window."""
+    now = time.time()
+    recs = []
+    for i in range(10):
+        bad = i in (1, 4, 6)
+        recs.append(record(f"node1-{i}-0000000{i}", now - 1000 + i * 10,
+                           info("node1", f"j{i}", exit=3 if bad else 0,
+                                outcome="failed" if bad else "ok", end=now - 1000 + i * 10)))
+    # One job reported lost, then finished after all: it counts once, as its finish.
+    recs.insert(3, record("node1-99-00000099", now - 975, info("node1", "back", exit=None,
+                                                              outcome="lost", end=now - 975),
+                          suffix="lost", kind="failure"))
+    recs.append(record("node1-99-00000099", now - 800, info("node1", "back", end=now - 800)))
+    # One lost for good.
+    recs.append(record("node1-98-00000098", now - 700, info("node1", "gone", exit=None,
+                                                           outcome="lost", end=now - 700),
+                       suffix="lost", kind="failure"))
+    write_inbox(home, recs)
+    code, out, err = jobs(home, "-n", "2")
+    assert code == 0, err
+    assert "12 jobs, 4 failed or lost" in out  # 10 + back + gone; failures 1, 4, 6 and gone
+    assert "(10 earlier not shown; -n 12 shows them)" in out
+    code, out, err = jobs(home, "-n", "100")
+    assert "12 jobs, 4 failed or lost" in out
+    code, out, err = jobs(home, "--failed", "-n", "1")
+    assert "failed or lost since" in out and ": 4 jobs" in out
