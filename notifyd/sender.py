@@ -74,6 +74,34 @@ def url_key(url: str) -> str:
 FAILURE_TAG = "failure"  # failures only (failed or lost jobs, digests and groups with failures)
 DIGEST_TAG = "digest"  # digests and group summaries only, never a single job's message
 DEFAULT_LIMIT = 32768  # characters per message where a service names no limit
+# Answers that no retry will change: a wrong or revoked token (401, 403), a
+# webhook or room that does not exist (404, 410), a request the service
+# refuses as such (400), an SMTP login refused (535). A delivery that gets
+# one is given up at once and listed as failed, not retried for retry_for.
+PERMANENT = frozenset({400, 401, 403, 404, 410, 535})
+_STATUS = re.compile(r"error=(\d{3})\b|\((\d{3}),")
+
+
+def answered(messages: list[str]) -> int | None:
+    """The status code a service answered, from what Apprise logged ("... error=401.")."""
+    for text in reversed(messages):
+        found = _STATUS.search(text)
+        if found:
+            return int(found.group(1) or found.group(2))
+    return None
+
+
+def hint(status: int | None) -> str:
+    """What a user can do about a failed delivery, by the service's answer."""
+    if status in (401, 403):
+        return "the service refused the URL's token or password: check it, or make a new webhook"
+    if status in (404, 410):
+        return "the service has no such webhook, room or address: check the URL"
+    if status == 535:
+        return "the mail server refused the login: check the user and (app) password"
+    if status == 429:
+        return "the service asks to slow down: retried later"
+    return "retried with backoff"
 
 
 class Target:
@@ -81,6 +109,7 @@ class Target:
 
     key: str
     display: str  # safe to print and log: secrets masked
+    last_status: int | None = None  # what the service answered to the last send, when known
     tags: frozenset[str] = frozenset()
     limit: int = DEFAULT_LIMIT  # characters per message, title included
 
@@ -209,6 +238,7 @@ class AppriseTarget(Target):
                 body += "\n" + message.attach_note(entry["attach"], "this service takes none")
         fitted = message.fit(message.Message(entry["title"], body, entry["kind"]), self.limit)
         body = fitted.body
+        self.last_status = None
         with _captured() as capture:
             try:
                 ok = bool(self.plugin.notify(
@@ -221,6 +251,7 @@ class AppriseTarget(Target):
                 return False, self.scrub(f"{type(exc).__name__}: {exc}")
         if ok:
             return True, ""
+        self.last_status = answered(capture.messages)
         return False, self.scrub("; ".join(capture.messages[-2:])) or "the service did not accept it"
 
 

@@ -430,6 +430,9 @@ class Watcher:
                         self.lease.check()
                         self.save()  # if this fails too, the round ends here
                     continue
+                if target.last_status in sender.PERMANENT:
+                    self._give_up(entry, target, detail)
+                    continue
                 failures = (backoff or {}).get("failures", 0) + 1
                 delay = min(self.config.retry_max, self.config.retry_initial * 2 ** (failures - 1))
                 backoff = {
@@ -442,6 +445,17 @@ class Watcher:
                             target.display, detail, failures, delay)
                 break
         self._give_up_old(now)
+
+    def _give_up(self, entry: dict[str, Any], target: sender.Target, detail: str) -> None:
+        """A permanent refusal (sender.PERMANENT): no retry will help, so this delivery is failed now."""
+        log.error("delivery of %s to %s failed for good (%s: %s); not retried",
+                  entry["id"], target.display, detail, sender.hint(target.last_status))
+        self.state.failed.append({**entry, "targets": [target.key], "failed_at": round(time.time(), 3),
+                                  "error": detail, "url": target.display,
+                                  "status": target.last_status})
+        self.state.mark_delivered(entry["id"], target.key)  # off the outbox for this URL only
+        self.lease.check()
+        self.save()
 
     def _give_up_old(self, now: float) -> None:
         keep = []

@@ -43,7 +43,8 @@ def gather() -> dict[str, Any]:
     report["last_event"] = stats.get("last_event") or None
     report["running_jobs"] = len(saved.get("running") or {})
     report["failed_deliveries"] = [
-        {"id": e.get("id"), "title": e.get("title"), "failed_at": e.get("failed_at")}
+        {"id": e.get("id"), "title": e.get("title"), "failed_at": e.get("failed_at"),
+         "url": e.get("url"), "error": e.get("error")}
         for e in saved.get("failed") or []
     ]
     backoff = saved.get("backoff") or {}
@@ -92,7 +93,8 @@ def _print(report: dict[str, Any]) -> None:
     typer.echo(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
                f"{len(report['failed_deliveries'])} failed")
     for item in report["failed_deliveries"][-5:]:
-        typer.echo(f"            failed: {item['title']}")
+        why = f" → {item['url']}: {item['error']}" if item.get("url") else ""
+        typer.echo(f"            failed: {item['title']}{why}")
     if report["urls"]:
         typer.echo("URLs:")
         for u in report["urls"]:

@@ -31,4 +31,7 @@ def command() -> int:
         else:
             failed += 1
             typer.echo(f"FAILED  {target.display}: {detail}")
+            permanent = target.last_status in sender.PERMANENT
+            typer.echo(f"        {sender.hint(target.last_status)}"
+                       + ("; the watcher does not retry such an answer" if permanent else ""))
     return int(ExitStatus.DELIVERY) if failed else 0
