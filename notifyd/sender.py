@@ -132,6 +132,30 @@ class Target:
         return DIGEST_TAG in self.tags
 
 
+def _protocols(plugin: Any) -> set[str]:
+    found: set[str] = set()
+    for attr in ("protocol", "secure_protocol"):
+        value = getattr(plugin, attr, None)
+        found.update([value] if isinstance(value, str) else list(value or ()))
+    return found
+
+
+def hard_breaks(markdown: str) -> str:
+    """End each line outside code blocks with a Markdown hard break ("  ").
+
+    Apprise's Matrix plugin renders Markdown without nl2br, so a message's
+    single newlines would run its lines together in the room.
+    """
+    out, fenced = [], False
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        broken = not fenced and line.strip() and i + 1 < len(lines) and lines[i + 1].strip()
+        out.append(line + "  " if broken else line)
+    return "\n".join(out)
+
+
 def split_tags(line: str) -> tuple[frozenset[str], str]:
     """'failure,phone=URL' -> ({'failure', 'phone'}, 'URL'), as in Apprise's TEXT config files.
 
@@ -183,22 +207,29 @@ class _Capture(logging.Handler):
     """Collects what Apprise logs during one send: that is what the server answered."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.DEBUG)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        text = record.getMessage()
+        # Apprise's email plugin logs only "Connection error" as a warning;
+        # the server's answer (a refused login: "(535, b'...')") is at debug.
+        if record.levelno >= logging.WARNING or text.startswith("Socket Exception:"):
+            self.messages.append(text)
 
 
 @contextmanager
 def _captured() -> Iterator[_Capture]:
     logger = logging.getLogger("apprise")
     handler = _Capture()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
     logger.addHandler(handler)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 class AppriseTarget(Target):
@@ -238,6 +269,8 @@ class AppriseTarget(Target):
                 body += "\n" + message.attach_note(entry["attach"], "this service takes none")
         fitted = message.fit(message.Message(entry["title"], body, entry["kind"]), self.limit)
         body = fitted.body
+        if "matrix" in _protocols(self.plugin):
+            body = hard_breaks(body)
         self.last_status = None
         with _captured() as capture:
             try:
