@@ -13,7 +13,20 @@ from collections.abc import Callable
 
 import typer
 
-from notifyd.commands import cron, ensure, inbox, jobs, nodes, procs, snapshot, status, stop, test, watch
+from notifyd.commands import (
+    cron,
+    ensure,
+    inbox,
+    init,
+    jobs,
+    nodes,
+    procs,
+    snapshot,
+    status,
+    stop,
+    test,
+    watch,
+)
 from notifyd.errors import ExitStatus, NotifydError
 
 app = typer.Typer(
@@ -50,7 +63,7 @@ def _verb(group: typer.Typer, name: str, fn: Callable[..., int], help_text: str 
     group.command(name, help=help_text)(run)
 
 
-for _module, _name in ((watch, "watch"), (ensure, "ensure"), (stop, "stop"),
+for _module, _name in ((init, "init"), (watch, "watch"), (ensure, "ensure"), (stop, "stop"),
                        (status, "status"), (test, "test"), (inbox, "inbox"), (jobs, "jobs"),
                        (snapshot, "snapshot"), (procs, "procs"), (nodes, "nodes")):
     _verb(app, _name, _module.command, _module.__doc__)
