@@ -225,6 +225,7 @@ def test_without_url_notifications_land_in_the_inbox_and_status_says_how_to_push
     wait_until(lambda: "quiet" in home.notifyd("inbox")[1], 20, "the inbox entry")
     code, out, _ = home.notifyd("inbox")
     assert code == 0 and "exit 4" in out
+    assert "**" not in out and "`" not in out  # a terminal shows no Markdown marks
     code, out, _ = home.notifyd("status")
     assert code == 0
     assert "nothing is being pushed" in out and "Webhooks" in out

@@ -31,5 +31,11 @@ def command(
         quiet = " (kept quiet by a filter)" if isinstance(info, dict) and info.get("silent") else ""
         typer.echo(f"[{when}] {record.get('title', '')}{quiet}")
         for line in str(record.get("body", "")).splitlines():
-            typer.echo(f"    {line}")
+            if not line.startswith("```"):
+                typer.echo(f"    {terminal_text(line)}")
     return 0
+
+
+def terminal_text(markdown_line: str) -> str:
+    """A message line as a terminal shows it: the Markdown marks (bold, code) left out."""
+    return markdown_line.replace("**", "").replace("`", "")
