@@ -42,7 +42,8 @@ BY_HOST = {
 }
 
 
-def _protocols(cls: Any) -> set[str]:
+def protocols(cls: Any) -> set[str]:
+    """The URL schemes an Apprise plugin (class or instance) serves."""
     found: set[str] = set()
     for attr in ("protocol", "secure_protocol"):
         value = getattr(cls, attr, None)
@@ -63,7 +64,7 @@ def _plugin_class(module_name: str, scheme: str | None) -> Any:
         return None
     for value in vars(module).values():
         if (isinstance(value, type) and issubclass(value, NotifyBase) and value is not NotifyBase
-                and _protocols(value) and (scheme is None or scheme in _protocols(value))):
+                and protocols(value) and (scheme is None or scheme in protocols(value))):
             return value
     return None
 
@@ -88,7 +89,7 @@ def _direct(apprise: Any, url: str) -> Any:
         module = BY_HOST.get((urlsplit(url).hostname or "").lower())
         cls = _plugin_class(module, None) if module else None
         results = cls.parse_native_url(fixed) if cls is not None else None
-        if results and results.get("schema") not in _protocols(cls):
+        if results and results.get("schema") not in protocols(cls):
             return None
     else:
         return None

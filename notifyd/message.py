@@ -469,7 +469,8 @@ def _hosts(hosts: Sequence[str]) -> str:
     return f"{', '.join(hosts[:3])} and {_plural(len(hosts) - 3, 'more host')}"
 
 
-def _job_state(ev: dict[str, Any]) -> str:
+def job_state(ev: dict[str, Any]) -> str:
+    """'ok', 'failed', 'lost' or 'unknown' (pingch -p): how a job ended, in one word."""
     if ev.get("lost"):
         return "lost"
     ok = succeeded(ev)
@@ -485,7 +486,7 @@ def digest(jobs: Sequence[dict[str, Any]], limit: int) -> Message:
 
     `jobs` are finish events as in the spool; a lost job carries "lost": reason.
     """
-    states = [_job_state(ev) for ev in jobs]
+    states = [job_state(ev) for ev in jobs]
     hosts = sorted({_line(ev.get("host", "?")) for ev in jobs})
     n = {s: states.count(s) for s in _ORDER}
     head = (f"{_plural(len(jobs), 'job')} finished on {_hosts(hosts)}: "

@@ -33,13 +33,6 @@ _COMPACT = ("job", "title", "host", "pid", "exit", "signal", "duration", "start_
             "maxrss_kb", "exit_unknown", "unwatched", "lost", "oom", "mem_total_kb")
 
 
-def outcome(ev: dict[str, Any]) -> str:
-    if ev.get("lost"):
-        return "lost"
-    ok = message.succeeded(ev)
-    return "ok" if ok is True else "failed" if ok is False else "unknown"
-
-
 def is_silent(ev: dict[str, Any], failed: bool, config: Config) -> bool:
     """True when filters keep this job's own message from every URL (it is still in the inbox)."""
     notify = ev.get("notify") or "all"
@@ -58,7 +51,7 @@ def job_info(ev: dict[str, Any], silent: bool) -> dict[str, Any]:
     """What the inbox keeps of a job for `notifyd jobs` (see notifyd/jobs.py)."""
     return {
         "host": ev.get("host"), "pid": ev.get("pid"), "title": ev.get("title"),
-        "group": ev.get("group"), "outcome": outcome(ev), "exit": ev.get("exit"),
+        "group": ev.get("group"), "outcome": message.job_state(ev), "exit": ev.get("exit"),
         "signal": ev.get("signal"), "duration": ev.get("duration"), "maxrss_kb": ev.get("maxrss_kb"),
         "start_ts": ev.get("start_ts"), "end_ts": ev.get("ts"), "silent": silent,
     }
@@ -83,7 +76,7 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
               ev: dict[str, Any], msg: message.Message, now: float) -> None:
     """Route one finished (or lost) job: inbox record, single messages, batches, its group."""
     job = str(ev["job"])
-    result = outcome(ev)
+    result = message.job_state(ev)
     failed = result in ("failed", "lost")
     group = ev.get("group")
     silent = is_silent(ev, failed, config)
@@ -134,7 +127,7 @@ def already_told(state: State, ev: dict[str, Any]) -> None:
 def _group_job_ended(state: State, name: str, ev: dict[str, Any], now: float) -> None:
     group = state.groups.setdefault(name, {"opened": now, "changed": now, "jobs": {}})
     group["jobs"][str(ev["job"])] = {"title": ev.get("title"), "host": ev.get("host"),
-                                     "outcome": outcome(ev), "duration": ev.get("duration"),
+                                     "outcome": message.job_state(ev), "duration": ev.get("duration"),
                                      "exit": ev.get("exit"), "signal": ev.get("signal")}
     group["changed"] = now
 

@@ -132,14 +132,6 @@ class Target:
         return DIGEST_TAG in self.tags
 
 
-def _protocols(plugin: Any) -> set[str]:
-    found: set[str] = set()
-    for attr in ("protocol", "secure_protocol"):
-        value = getattr(plugin, attr, None)
-        found.update([value] if isinstance(value, str) else list(value or ()))
-    return found
-
-
 def hard_breaks(markdown: str) -> str:
     """End each line outside code blocks with a Markdown hard break ("  ").
 
@@ -269,7 +261,7 @@ class AppriseTarget(Target):
                 body += "\n" + message.attach_note(entry["attach"], "this service takes none")
         fitted = message.fit(message.Message(entry["title"], body, entry["kind"]), self.limit)
         body = fitted.body
-        if "matrix" in _protocols(self.plugin):
+        if "matrix" in apprise_urls.protocols(self.plugin):
             body = hard_breaks(body)
         self.last_status = None
         with _captured() as capture:
