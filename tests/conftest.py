@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,6 +241,38 @@ def watcher(home: Home, receiver: Receiver) -> Iterator[WatcherProc]:
     w = WatcherProc(home).start()
     yield w
     w.stop()
+
+
+# -- the user's real crontab (tests/test_cron.py, tests/test_init.py) ---------------
+CRONTAB = shutil.which("crontab")
+needs_crontab = pytest.mark.skipif(
+    CRONTAB is None,
+    reason="crontab (Debian package cron) is not installed; tests/system-deps.sh installs it as root")
+
+
+def read_crontab() -> str | None:
+    """This user's crontab, None when there is none."""
+    assert CRONTAB is not None
+    p = subprocess.run([CRONTAB, "-l"], capture_output=True, text=True)
+    return p.stdout if p.returncode == 0 else None
+
+
+def write_crontab(text: str | None) -> None:
+    """Replace this user's crontab; None removes it."""
+    assert CRONTAB is not None
+    if text is None:
+        subprocess.run([CRONTAB, "-r"], capture_output=True)
+    else:
+        subprocess.run([CRONTAB, "-"], input=text, text=True, check=True)
+
+
+@pytest.fixture
+def crontab() -> Iterator[None]:
+    """This user's real crontab, put back byte for byte after the test."""
+    saved = read_crontab() if CRONTAB else None
+    yield
+    if CRONTAB is not None:
+        write_crontab(saved)
 
 
 # -- several hosts, one home (tests/sharedfs.py) ---------------------------------

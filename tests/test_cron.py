@@ -12,35 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import NOTIFYD, Home
+from conftest import CRONTAB, NOTIFYD, Home, needs_crontab
+from conftest import read_crontab as _read
+from conftest import write_crontab as _write
 
-CRONTAB = shutil.which("crontab")
-needs_crontab = pytest.mark.skipif(
-    CRONTAB is None,
-    reason="crontab (Debian package cron) is not installed; tests/system-deps.sh installs it as root")
 BEGIN = "# >>> notifyd"
-
-
-def _read() -> str | None:
-    assert CRONTAB is not None
-    p = subprocess.run([CRONTAB, "-l"], capture_output=True, text=True)
-    return p.stdout if p.returncode == 0 else None
-
-
-def _write(text: str | None) -> None:
-    assert CRONTAB is not None
-    if text is None:
-        subprocess.run([CRONTAB, "-r"], capture_output=True)
-    else:
-        subprocess.run([CRONTAB, "-"], input=text, text=True, check=True)
-
-
-@pytest.fixture
-def crontab() -> Iterator[None]:
-    """This user's real crontab, put back byte for byte after the test."""
-    saved = _read()
-    yield
-    _write(saved)
 
 
 @needs_crontab

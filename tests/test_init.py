@@ -6,38 +6,14 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from conftest import NOTIFYD, PINGCH, Home, Receiver
+from conftest import NOTIFYD, PINGCH, Home, Receiver, needs_crontab
+from conftest import read_crontab as _crontab
 
 REPO = Path(__file__).resolve().parent.parent
 HOOK = REPO / "hooks" / "notifyd.bash"
-CRONTAB = shutil.which("crontab")
-needs_crontab = pytest.mark.skipif(
-    CRONTAB is None,
-    reason="crontab (Debian package cron) is not installed; tests/system-deps.sh installs it as root")
 CRON_BEGIN = "# >>> notifyd"
-
-
-def _crontab() -> str | None:
-    assert CRONTAB is not None
-    p = subprocess.run([CRONTAB, "-l"], capture_output=True, text=True)
-    return p.stdout if p.returncode == 0 else None
-
-
-@pytest.fixture
-def crontab() -> Iterator[None]:
-    """This user's real crontab, put back byte for byte after the test (as in test_cron.py)."""
-    saved = _crontab() if CRONTAB else None
-    yield
-    if CRONTAB is None:
-        return
-    if saved is None:
-        subprocess.run([CRONTAB, "-r"], capture_output=True)
-    else:
-        subprocess.run([CRONTAB, "-"], input=saved, text=True, check=True)
 
 
 def _init(home: Home, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

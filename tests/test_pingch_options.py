@@ -11,7 +11,6 @@ import shlex
 import signal
 import stat
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,27 +18,12 @@ from typing import Any
 
 import pytest
 from conftest import BIN, Home, wait_until
+from test_pingch import PY, by_kind, only, start_and_finish
 
 from notifyd import events, pingch
 
-PY = sys.executable
-
 
 # -- helpers --------------------------------------------------------------------
-def by_kind(home: Home, kind: str) -> list[dict[str, Any]]:
-    return [ev for ev in home.events() if ev["ev"] == kind]
-
-
-def only(home: Home, kind: str) -> dict[str, Any]:
-    found = by_kind(home, kind)
-    assert len(found) == 1, f"expected one {kind} event, got {home.events()}"
-    return found[0]
-
-
-def start_and_finish(home: Home) -> tuple[dict[str, Any], dict[str, Any]]:
-    return only(home, "start"), only(home, "finish")
-
-
 def wait_for(home: Home, kind: str, timeout: float = 20) -> dict[str, Any]:
     found: dict[str, Any] = wait_until(lambda: by_kind(home, kind) and by_kind(home, kind)[0],
                                        timeout, f"the {kind} event")
