@@ -3,8 +3,9 @@
 Running jobs come from the watcher's state file; finished ones from the
 inbox, which holds one record per finished (or lost) job, including jobs
 whose notification was filtered out. The inbox is read backwards from its
-end only as far as the cutoff (sender.read_inbox with `since`), so a year of
-history costs no more than the last day of it. Whether a job's notification
+end only as far as the cutoff (sender.inbox_window), so a year of history
+costs no more than the last day of it; its lines are counted from their
+bytes and only the rows shown are parsed. Whether a job's notification
 went out is judged from the state file's outbox, digest batches and
 given-up deliveries.
 """

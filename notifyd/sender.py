@@ -12,7 +12,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -320,28 +320,21 @@ def inbox_job_ids(inbox_dir: Path) -> set[str]:
     return {str(r["job"]) for r in read_inbox(inbox_dir) if r.get("job")}
 
 
-def read_inbox(inbox_dir: Path, last: int | None = None, since: float | None = None
-               ) -> list[dict[str, Any]]:
+def read_inbox(inbox_dir: Path, last: int | None = None) -> list[dict[str, Any]]:
     """Inbox records from every host's file, oldest first, each id once.
 
-    With `last` (the newest N) or `since` (records at or after that Unix
-    time), each file is read backwards from its end, so listing the latest
-    stays instant after a million jobs.
+    With `last`, only the newest `last`: each file is read backwards from
+    its end, so listing the latest stays instant after a million jobs.
     """
     records: dict[str, dict[str, Any]] = {}
     if not inbox_dir.is_dir():
         return []
     for path in sorted(inbox_dir.glob("*.jsonl")):
         with path.open("rb") as f:
-            if last is None and since is None:
-                found: Iterable[dict[str, Any]] = _records(f)
-            else:
-                found = _last_records(f, last, since)
+            found = _records(f) if last is None else _last_records(f, last)
             for record in found:
                 records.setdefault(str(record["id"]), record)
     ordered = sorted(records.values(), key=_time)
-    if since is not None:
-        ordered = [r for r in ordered if _time(r) >= since]
     return ordered if last is None else ordered[-last:]
 
 
@@ -421,8 +414,8 @@ def _records(f: Any) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def _last_records(f: Any, count: int | None, since: float | None = None) -> list[dict[str, Any]]:
-    """The last `count` good records (or those since `since`) of an open file, read from the end.
+def _last_records(f: Any, count: int) -> list[dict[str, Any]]:
+    """The last `count` good records of an open file, reading blocks from the end.
 
     One watcher at a time appends to a host's file, so its records are in
     time order and the newest are at the end.
@@ -439,9 +432,6 @@ def _last_records(f: Any, count: int | None, since: float | None = None) -> list
         # The first piece may be a line cut by the block boundary.
         whole = lines if pos == 0 else lines[1:]
         good = [r for r in map(parse_record, whole) if r is not None]
-        enough = count is not None and len(good) >= count
-        if since is not None and good and _time(good[0]) < since:
-            enough = True
-        if enough or pos == 0:
-            return good if count is None else good[-count:]
+        if len(good) >= count or pos == 0:
+            return good[-count:]
         block *= 2
