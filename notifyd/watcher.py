@@ -68,6 +68,7 @@ class Watcher:
         self._config_stamp = self._stamp()
         self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
+        self._unsaved = False  # a delivery failed for good since the last save
         self._inbox_ids: tuple[float, set[str]] | None = None  # (loaded at, ids), see told_before
         self._next_lost_check = 0.0
 
@@ -189,7 +190,7 @@ class Watcher:
             self.lease.check()
             self.save()
         self.deliver()
-        if self.journal.lines:
+        if self.journal.lines or self._unsaved:
             self.lease.check()
             self.save()
 
@@ -213,6 +214,7 @@ class Watcher:
     def save(self) -> None:
         state.save(self.state, self.paths.state_file, self.paths.journal_dir)
         self.journal.lines = 0
+        self._unsaved = False
 
     # -- configuration --------------------------------------------------------
     def _maybe_reload_config(self) -> None:
@@ -454,8 +456,10 @@ class Watcher:
                                   "error": detail, "url": target.display,
                                   "status": target.last_status})
         self.state.mark_delivered(entry["id"], target.key)  # off the outbox for this URL only
-        self.lease.check()
-        self.save()
+        # Saved at the round's end, not per delivery: a wrong token with
+        # hundreds queued would otherwise rewrite the state hundreds of times.
+        # A crash before then costs one more refused try, never a message.
+        self._unsaved = True
 
     def _give_up_old(self, now: float) -> None:
         keep = []
