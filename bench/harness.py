@@ -231,7 +231,7 @@ def start_watcher(install: Install, h: Home, timeout: float = 60.0) -> WatcherPr
     Ready once its log says its first round is done (the log is polled every 2 ms).
     """
     argv = json.loads(subprocess.run(
-        [install.python, "-c", "import json; from notifyd.launch import watcher_argv; "
+        [install.python, "-c", "import json; from notifyd.watcher.launch import watcher_argv; "
          "print(json.dumps(watcher_argv()))"], capture_output=True, text=True, check=True, cwd="/",
     ).stdout)
     log = h.state_dir / "logs" / f"{h.host}.log"

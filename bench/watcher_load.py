@@ -1,6 +1,6 @@
 """The watcher under load: idle on a desktop, a 1,000-job burst, a long history.
 
-Spool lines here are written with notifyd's own encoder (`notifyd.events`),
+Spool lines here are written with notifyd's own encoder (`notifyd.spool.events`),
 the bytes pingch writes, but without running 1,000 Python processes: these
 figures are about the watcher; pingch's own cost is the overhead figure.
 Host files are named node1..node6, none of them the watcher's host, so every
@@ -36,7 +36,7 @@ from bench.harness import (
 )
 
 sys.path.insert(0, str(REPO))
-from notifyd import events
+from notifyd.spool import events
 
 HOSTS = [f"node{i}" for i in range(1, 7)]
 
@@ -197,7 +197,9 @@ def _jobs_unaccounted(h: Home, jobs: int) -> int:
 def history(install: Install, runs: int, total_events: int) -> list[Row]:
     """A user with `total_events` events behind them: restart the watcher, list the latest."""
     sys.path.insert(0, str(REPO))
-    from notifyd import routing, spool, state
+    from notifyd import state
+    from notifyd.notify import routing
+    from notifyd.spool import reader as spool
 
     restart, listing, inbox_listing, baseline = [], [], [], []
     with home() as h:

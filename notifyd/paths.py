@@ -112,7 +112,7 @@ def state_dir_str(env: Mapping[str, str] | None = None) -> str:
 
 
 def wake_fifo_str(state_dir: str, host: str) -> str:
-    """The FIFO a watcher on `host` listens on, so pingch there can wake it (notifyd/wake.py)."""
+    """The FIFO a watcher on `host` listens on, so pingch there can wake it (notifyd/spool/wake.py)."""
     return os.path.join(state_dir, "wake", f"{host}.fifo")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from notifyd import fsutil
-from notifyd.spool import Cursor
+from notifyd.spool.reader import Cursor
 
 STATE_VERSION = 1
 DONE_KEEP = 100_000  # finished job ids remembered, so a re-read spool repeats nothing
@@ -45,7 +45,7 @@ class State:
     # watcher asks the inbox (which holds every notification) before telling it.
     done_horizon: float = 0.0
     outbox: list[dict[str, Any]] = field(default_factory=list)
-    # notifyd/routing.py: per URL, when its single messages went out (the
+    # notifyd/notify/routing.py: per URL, when its single messages went out (the
     # digest window), the jobs waiting for its next digest, its rate budget;
     # and the groups whose jobs are not all told yet.
     recent: dict[str, list[float]] = field(default_factory=dict)

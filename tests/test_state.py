@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from notifyd import state
-from notifyd.spool import Cursor
+from notifyd.spool.reader import Cursor
 from notifyd.state import Journal, State, StateFileError, Stats
 
 

@@ -1,0 +1,95 @@
+"""`notifyd`: the thin command-line front; each verb lives in notifyd/cli/commands/.
+
+Errors are raised as NotifydError anywhere and turned into one line on stderr
+and a documented exit status here, and only here (see notifyd.errors).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+
+import typer
+
+from notifyd.cli.commands import (
+    cron,
+    ensure,
+    inbox,
+    init,
+    jobs,
+    nodes,
+    procs,
+    snapshot,
+    status,
+    stop,
+    test,
+    watch,
+)
+from notifyd.errors import ExitStatus, NotifydError
+
+app = typer.Typer(
+    name="notifyd",
+    help="Job notifications for labs that share one home directory. "
+    "Run jobs with `pingch CMD &`; the watcher tells you when they end.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_debug = {"on": False}
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show a traceback on errors."),
+) -> None:
+    _debug["on"] = debug
+
+
+def _verb(group: typer.Typer, name: str, fn: Callable[..., int], help_text: str | None) -> None:
+    """Register `fn` as `name` in `group`; its int result becomes the exit status."""
+
+    @functools.wraps(fn)
+    def run(*args: object, **kwargs: object) -> None:
+        try:
+            code = fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise NotifydError("interrupted", ExitStatus.INTERRUPTED) from None
+        if code:
+            raise typer.Exit(code)
+
+    group.command(name, help=help_text)(run)
+
+
+for _module, _name in ((init, "init"), (watch, "watch"), (ensure, "ensure"), (stop, "stop"),
+                       (status, "status"), (test, "test"), (inbox, "inbox"), (jobs, "jobs"),
+                       (snapshot, "snapshot"), (procs, "procs"), (nodes, "nodes")):
+    _verb(app, _name, _module.command, _module.__doc__)
+
+cron_app = typer.Typer(help=cron.__doc__, no_args_is_help=True)
+for _fn in (cron.install, cron.remove, cron.show):
+    _verb(cron_app, _fn.__name__, _fn, _fn.__doc__)
+app.add_typer(cron_app, name="cron")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point. typer reports usage errors itself (exit 2);
+    a NotifydError from any verb becomes one line on stderr and its status."""
+    try:
+        app(args=argv)
+    except NotifydError as exc:
+        if _debug["on"]:
+            traceback.print_exc()
+        sys.stderr.write(f"notifyd: {exc.message}\n")
+        sys.exit(int(exc.status))
+    except OSError as exc:
+        # A path that cannot be created or read (NOTIFYD_STATE_DIR under a
+        # file, a home that is not ours): name it, never a traceback.
+        if _debug["on"]:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"notifyd: {where}{exc.strerror or exc}; check that this path and its "
+                         "parent directories exist and are yours (see `notifyd status`)\n")
+        sys.exit(int(ExitStatus.ERROR))

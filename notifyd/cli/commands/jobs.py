@@ -1,0 +1,202 @@
+"""List running jobs on every host and recently finished ones, with what became of each notification.
+
+    $ notifyd jobs --since 2d
+    running: 1 job
+    TITLE HOST  PID   ELAPSED    GROUP
+    relax node5 81234 2 h 03 min sweep
+
+    finished since 05-01 14:03: 2 jobs, 1 failed or lost
+    END         TITLE HOST  OUTCOME DURATION    PEAK RSS  DELIVERY
+    05-02 09:12 prep  node2 ok      12 min 03 s   1.1 GiB delivered
+    05-02 11:40 fit   node5 exit 3         41 s 812.0 MiB pending
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import unicodedata
+from collections.abc import Sequence
+
+import typer
+
+from notifyd.cli.commands.common import context
+from notifyd.cli.commands.procs import colour
+from notifyd.config import parse_duration
+from notifyd.errors import ExitStatus, NotifydError
+from notifyd.nodes.reader import printable
+from notifyd.notify import history as jobs_mod
+from notifyd.notify.message import ZWSP, human_duration, human_kib
+
+MIN_TITLE = 12  # below this a title says little; drop a figure column instead
+GAP = " "  # as in notifyd procs: 80 columns hold seven columns and a title
+
+
+def parse_since(text: str) -> float:
+    """--since as seconds; a bad value is a usage error naming the option."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise NotifydError(f"--since {text!r} is not {exc} (for example: --since 2d)",
+                           ExitStatus.USAGE) from None
+
+
+# --------------------------------------------------------------------------- table layout
+
+
+def _char_width(c: str) -> int:
+    # Terminal columns: CJK and emoji take two, combining and format characters none.
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def width_of(text: str) -> int:
+    return sum(_char_width(c) for c in text)
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` terminal columns, ending in "…" when shortened."""
+    if width_of(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = _char_width(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out) + "…"
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    room = " " * max(0, width - width_of(text))
+    return room + text if right else text + room
+
+
+def shown(text: str) -> str:
+    """Job-supplied text on one table line: control characters escaped. The
+    zero-width spaces that defuse mentions in messages mean nothing here."""
+    return printable(text.replace(ZWSP, "")) or "-"
+
+
+def table(headers: Sequence[str], rows: list[list[str]], width: int, *, flex: int,
+          right: frozenset[int] = frozenset(), droppable: Sequence[int] = (),
+          colours: dict[int, dict[str, str]] | None = None) -> list[str]:
+    """Rows as aligned lines in `width` columns.
+
+    Column `flex` (the title) takes the room left; when it would get fewer
+    than MIN_TITLE columns, the `droppable` columns go first, in that order.
+    `colours` maps a column to {cell text: ANSI code}, applied after padding
+    so escape codes never count as width.
+    """
+    keep = list(range(len(headers)))
+    natural = [max(width_of(c) for c in [headers[i], *(r[i] for r in rows)]) for i in keep]
+
+    def fixed(cols: list[int]) -> int:
+        return sum(natural[i] for i in cols if i != flex) + len(GAP) * (len(cols) - 1)
+
+    for drop in droppable:
+        if width - fixed(keep) >= min(MIN_TITLE, natural[flex]):
+            break
+        keep.remove(drop)
+    widths = {i: natural[i] for i in keep}
+    widths[flex] = max(1, min(natural[flex], width - fixed(keep)))
+    lines = []
+    for n, row in enumerate([list(headers), *rows]):
+        plain, coloured = [], []
+        for i in keep:
+            text = _pad(cut(row[i], widths[i]), widths[i], i in right and n > 0)
+            code = (colours or {}).get(i, {}).get(row[i]) if n > 0 else None
+            plain.append(text)
+            coloured.append(colour(text, code) if code else text)
+        line = GAP.join(plain).rstrip()
+        # Still too wide (a huge host name, say): cut the line, as procs does.
+        lines.append(GAP.join(coloured).rstrip() if width_of(line) <= width else cut(line, width))
+    return lines
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _running_lines(running: list[jobs_mod.Running], now: float, width: int) -> list[str]:
+    rows = []
+    for r in running:
+        elapsed = r.elapsed(now)
+        rows.append([shown(r.title), shown(r.host), "?" if r.pid is None else str(r.pid),
+                     "?" if elapsed is None else human_duration(elapsed), shown(r.group)])
+    return table(["TITLE", "HOST", "PID", "ELAPSED", "GROUP"], rows, width, flex=0,
+                 right=frozenset({2, 3}), droppable=(4, 2))
+
+
+OUTCOME_COLOURS = {"lost": "1;31", "ok": "32"}
+DELIVERY_COLOURS = {"failed": "1;31", "pending": "33", "pending (digest)": "33"}
+
+
+def _finished_lines(finished: list[jobs_mod.Finished], width: int) -> list[str]:
+    rows = []
+    outcome_colours = dict(OUTCOME_COLOURS)
+    for f in finished:
+        outcome = shown(f.outcome_text)
+        if f.outcome == "failed":
+            outcome_colours[outcome] = "1;31"
+        rows.append([
+            time.strftime("%m-%d %H:%M", time.localtime(f.end_ts)), shown(f.title), shown(f.host),
+            outcome, "-" if f.duration is None else human_duration(f.duration),
+            "-" if f.maxrss_kb is None else human_kib(f.maxrss_kb), f.delivery,
+        ])
+    return table(["END", "TITLE", "HOST", "OUTCOME", "DURATION", "PEAK RSS", "DELIVERY"], rows, width,
+                 flex=1, right=frozenset({4, 5}), droppable=(5, 4),
+                 colours={3: outcome_colours, 6: DELIVERY_COLOURS})
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def command(
+    failed: bool = typer.Option(False, "--failed", help="Only jobs that failed or were lost."),
+    since: str = typer.Option("1d", "--since", help="Finished jobs this recent: 30m, 12h, 2d..."),
+    group: str | None = typer.Option(None, "--group", help="Only jobs of this group (pingch -g NAME)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object for scripts."),
+    limit: int = typer.Option(50, "-n", "--limit", min=1, help="At most N jobs per list, newest last."),
+) -> int:
+    now = time.time()
+    cutoff = now - parse_since(since)
+    paths, _host = context()
+    found = jobs_mod.collect(paths, cutoff=cutoff, failed_only=failed,
+                             group=group, limit=limit)
+    for note in found.notes:
+        typer.echo(f"notifyd: {note}", err=True)
+    if as_json:
+        typer.echo(json.dumps(jobs_mod.as_json(found, now), indent=1))
+        return 0
+    width = max(60, shutil.get_terminal_size((80, 24)).columns)
+    which = " in group " + shown(group) if group is not None else ""
+    if not failed:
+        total = len(found.running) + found.running_left_out
+        if found.running:
+            typer.echo(f"running{which}: {_count(total, 'job')}")
+            for line in _running_lines(found.running, now, width):
+                typer.echo(line)
+            if found.running_left_out:
+                typer.echo(f"({found.running_left_out} started earlier not shown; "
+                           f"-n {total} shows them)")
+        else:
+            typer.echo(f"running{which}: none")
+        typer.echo("")
+    since_text = time.strftime("%m-%d %H:%M", time.localtime(cutoff))
+    total = len(found.finished) + found.finished_left_out
+    what = "failed or lost" if failed else "finished"
+    if not found.finished:
+        typer.echo(f"{what}{which} since {since_text}: none (--since 7d looks further back)")
+        return 0
+    bad = found.finished_bad
+    extra = f", {bad} failed or lost" if bad and not failed else ""
+    typer.echo(f"{what}{which} since {since_text}: {_count(total, 'job')}{extra}")
+    if found.finished_left_out:
+        typer.echo(f"({found.finished_left_out} earlier not shown; -n {total} shows them)")
+    for line in _finished_lines(found.finished, width):
+        typer.echo(line)
+    return 0

@@ -1,0 +1,78 @@
+"""One line per node: how busy, how much memory, which GPUs, who uses it.
+
+    $ notifyd nodes
+    NODE     STATE  LOAD/CORES  MEM USED/TOTAL  GPU  TOP USERS           AGE
+    node5    busy   15.8/16     41.2G/62.8G     1/2  ana 12.0, bob 3.9   23 s
+    $ notifyd nodes --free --cpus 8 --mem 20G
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from notifyd.cli.commands.procs import colour, load_nodes
+from notifyd.errors import ExitStatus, NotifydError
+from notifyd.nodes import reader as nodeview
+
+STATE_COLOUR = {"idle": "32", "mixed": "33", "busy": "31", "stale": "1;31"}
+
+
+def _as_json(n: nodeview.Node) -> dict[str, object]:
+    busy, total = n.gpus
+    return {
+        "node": n.host, "state": n.state, "age": round(n.age, 1), "cores": n.cores,
+        "busy_cores": round(n.busy_cores, 2), "free_cores": round(n.free_cores, 2),
+        "load": n.data["load"], "mem_total": n.mem_total, "mem_free": n.mem_free,
+        "gpus_busy": busy, "gpus": total,
+        "top_users": [{"user": u, "cores": round(c, 2)} for u, c in n.top_users()],
+    }
+
+
+def command(
+    free: bool = typer.Option(False, "--free", help="List nodes with room, most free cores first."),
+    cpus: float = typer.Option(0.0, "--cpus", min=0, help="With --free: cores the job needs."),
+    mem: str = typer.Option("0", "--mem", help="With --free: memory the job needs, e.g. 20G."),
+    node: list[str] = typer.Option(None, "--node", "-n", help="Only these nodes."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> int:
+    try:
+        need_mem = nodeview.parse_size(mem)
+    except ValueError as exc:
+        raise NotifydError(f"--mem: {exc}", ExitStatus.USAGE) from None
+    nodes = sorted(load_nodes(node), key=lambda n: n.host)
+    if free:
+        nodes = [n for n in nodes if not n.stale and n.free_cores >= cpus and n.mem_free >= need_mem]
+        nodes.sort(key=lambda n: (-n.free_cores, -n.mem_free))
+    if as_json:
+        typer.echo(json.dumps([_as_json(n) for n in nodes], indent=1))
+        return 0 if nodes or not free else 1
+    if not nodes:
+        if free:
+            typer.echo(f"no fresh node has {cpus:g} free cores and {nodeview.human_bytes(need_mem)} "
+                       "free memory now", err=True)
+            return 1
+        typer.echo("no node snapshots to show (notifyd snapshot writes one; "
+                   "notifyd cron install runs it every minute)")
+        return 0
+    # Names are never cut: compute-node-017 and -018 must stay apart.
+    w = max([4, *(len(nodeview.printable(n.host)) for n in nodes)])
+    if free:
+        typer.echo(f"{'NODE':<{w}} {'FREE CORES':>10} {'FREE MEM':>9}  {'STATE':<6} AGE")
+        for n in nodes:
+            typer.echo(f"{nodeview.printable(n.host):<{w}} {n.free_cores:>10.1f} "
+                       f"{nodeview.human_bytes(n.mem_free):>9}  {n.state:<6} {nodeview.human_age(n.age)}")
+        return 0
+    typer.echo(f"{'NODE':<{w}} {'STATE':<6} {'LOAD/CORES':>10} {'MEM USED/TOTAL':>15} {'GPU':>4}  "
+               f"{'TOP USERS':<20} AGE")
+    for n in nodes:
+        busy, total = n.gpus
+        users = nodeview.printable(", ".join(f"{u} {c:.1f}" for u, c in n.top_users()) or "-")
+        mem_text = f"{nodeview.human_bytes(n.mem_total - n.mem_free)}/{nodeview.human_bytes(n.mem_total)}"
+        gpu_text = f"{busy}/{total}" if total else "-"
+        state = colour(f"{n.state:<6}", STATE_COLOUR[n.state])
+        load = f"{n.data['load'][0]:>5.1f}/{n.cores:<4}"
+        typer.echo(f"{nodeview.printable(n.host):<{w}} {state} {load} {mem_text:>15} "
+                   f"{gpu_text:>4}  {users[:20]:<20} {nodeview.human_age(n.age)}")
+    return 0

@@ -1,0 +1,278 @@
+"""Reading every node's snapshot from the procs directory, which labmates can write to.
+
+Each file is opened without following symlinks, must be a regular file no
+larger than MAX_BYTES, must parse and must match the schema; anything else
+is skipped with a one-line note, never a crash. Ages come from file mtimes
+against the file server's clock, like the lease, so skewed hosts agree.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from notifyd.watcher import lease
+
+# The snapshot format `notifyd snapshot` writes. It lives here, with the
+# reader, so that the watcher (which reads snapshots to judge lost jobs) does
+# not import psutil: ~3 ms and ~2 MB it would carry for its whole life.
+SCHEMA_VERSION = 1
+
+MAX_BYTES = 8 * 1024 * 1024  # ~2,000 processes take ~0.5 MB
+# A node is busy when this share of its cores is in use (or memory is this short).
+BUSY_SHARE = 0.85
+IDLE_SHARE = 0.10
+LOW_MEMORY_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class Node:
+    host: str
+    data: dict[str, Any]
+    age: float
+    stale: bool
+
+    @property
+    def cores(self) -> int:
+        return int(self.data["cpu_count"])
+
+    @property
+    def busy_cores(self) -> float:
+        """Cores in use: the sampled CPU, or the 1-minute load if that is higher."""
+        return max(float(self.data.get("cpu_busy", 0.0)), float(self.data["load"][0]))
+
+    @property
+    def free_cores(self) -> float:
+        return max(0.0, self.cores - self.busy_cores)
+
+    @property
+    def mem_total(self) -> int:
+        return int(self.data["mem_total"])
+
+    @property
+    def mem_free(self) -> int:
+        return int(self.data["mem_available"])
+
+    @property
+    def gpus(self) -> tuple[int, int]:
+        """(busy, total); a GPU with processes or utilisation >= 10 % is busy."""
+        gpus = self.data.get("gpus") or []
+        busy = sum(1 for g in gpus if g.get("procs") or float(g.get("util", 0)) >= 10)
+        return busy, len(gpus)
+
+    @property
+    def state(self) -> str:
+        if self.stale:
+            return "stale"
+        share = self.busy_cores / max(1, self.cores)
+        if share >= BUSY_SHARE or self.mem_free < LOW_MEMORY_SHARE * self.mem_total:
+            return "busy"
+        busy_gpus, _ = self.gpus
+        if share < IDLE_SHARE and busy_gpus == 0:
+            return "idle"
+        return "mixed"
+
+    def top_users(self, n: int = 3) -> list[tuple[str, float]]:
+        """Users by CPU in cores, busiest first."""
+        users = self.data.get("users") or {}
+        ranked = sorted(((u, float(v.get("cpu", 0)) / 100.0) for u, v in users.items()),
+                        key=lambda item: -item[1])
+        return [(u, c) for u, c in ranked if c >= 0.05][:n]
+
+
+MAX_FILES = 1000  # a directory with more is a prank or a mistake: the rest is skipped
+MAX_TOTAL_BYTES = 128 * 1024 * 1024
+_NUMBER = (int, float)
+_BIG = 2**62  # bytes, pids, cores: anything a real node reports is far below
+_PROC_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "pid": int, "user": str, "cpu": _NUMBER, "mem": _NUMBER, "rss": int,
+    "elapsed": _NUMBER, "state": str, "cmd": str,
+}
+
+
+def _in_range(value: Any, low: float = 0, high: float = _BIG) -> bool:
+    """A real number (not bool, not NaN/inf) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        return False
+    # Compare before isfinite(): a 400-digit int overflows float conversion.
+    return low <= value <= high and (isinstance(value, int) or math.isfinite(value))
+
+
+def _problem(data: Any) -> str | None:
+    """What makes `data` unusable as a snapshot, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    schema = data.get("schema")
+    if not isinstance(schema, int):
+        return "no schema version"
+    if schema > SCHEMA_VERSION:
+        return f"schema {schema} is newer than this notifyd reads ({SCHEMA_VERSION}); upgrade notifyd"
+    if schema != SCHEMA_VERSION:
+        return f"unknown schema {schema}"
+    checks: list[tuple[str, type | tuple[type, ...]]] = [
+        ("host", str), ("time", _NUMBER), ("cpu_count", int), ("mem_total", int),
+        ("mem_available", int), ("procs", list), ("users", dict), ("load", list),
+    ]
+    for key, kind in checks:
+        if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
+            return f"field {key!r} missing or of the wrong type"
+    if not (_in_range(data["cpu_count"], 1, 1_000_000) and len(data["load"]) == 3
+            and all(_in_range(x, 0, 1e7) for x in data["load"])):
+        return "cpu_count or load out of range"
+    for key in ("time", "mem_total", "mem_available"):
+        if not _in_range(data[key]):
+            return f"field {key!r} out of range"
+    for row in data["procs"]:
+        if not isinstance(row, dict) or any(
+                not isinstance(row.get(k), t) for k, t in _PROC_FIELDS.items()):
+            return "a process row is missing fields"
+        if not all(_in_range(row[k]) for k in ("pid", "cpu", "mem", "rss", "elapsed")):
+            return f"process {row['pid']}: a number out of range"
+    # Optional fields: absent is fine, present must be usable.
+    for key in ("swap_used", "cpu_busy", "boot_time"):
+        if key in data and not _in_range(data[key]):
+            return f"field {key!r} is not a number in range"
+    for name, user in data["users"].items():
+        if not isinstance(user, dict) or not _in_range(user.get("cpu", 0)):
+            return f"user entry {name!r} is malformed"
+    gpus = data.get("gpus", [])
+    if not isinstance(gpus, list) or not all(
+            isinstance(g, dict) and _in_range(g.get("util", 0)) and isinstance(g.get("procs", []), list)
+            for g in gpus):
+        return "field 'gpus' is malformed"
+    return None
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number a snapshot can hold")
+
+
+def read_one(path: Path) -> tuple[dict[str, Any] | None, float, str]:
+    """(snapshot, mtime, '') or (None, 0, why it was skipped)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, 0.0, "a symlink (not followed)"
+        return None, 0.0, f"cannot open it: {exc.strerror}"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, 0.0, "not a regular file"
+        if st.st_size > MAX_BYTES:
+            return None, 0.0, f"{st.st_size} bytes, over the {MAX_BYTES // 2**20} MiB bound"
+        raw = os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_BYTES:
+        return None, 0.0, f"over the {MAX_BYTES // 2**20} MiB bound"
+    try:
+        data = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None, 0.0, "not valid JSON (truncated or corrupt)"
+    problem = _problem(data)
+    if problem:
+        return None, 0.0, problem
+    return data, st.st_mtime, ""
+
+
+def load(directory: Path, stale_after: float, host: str) -> tuple[list[Node], list[str]]:
+    """Every usable snapshot in `directory` (by host name), and a note per skipped file."""
+    notes: list[str] = []
+    try:
+        names = sorted(e.name for e in os.scandir(directory)
+                       if e.name.endswith(".json") and not e.name.startswith("."))
+    except FileNotFoundError:
+        return [], [f"no snapshots yet: {directory} does not exist (run: notifyd snapshot, "
+                    "or notifyd cron install)"]
+    except OSError as exc:
+        return [], [f"cannot list {directory}: {exc.strerror}"]
+    try:
+        now = lease.server_now(str(directory), host)
+    except OSError:
+        now = time.time()  # a directory we cannot write to: trust our own clock
+    if len(names) > MAX_FILES:
+        notes.append(f"skipped {len(names) - MAX_FILES} files in {directory}: more than "
+                     f"{MAX_FILES} snapshots (clean out the directory)")
+        names = names[:MAX_FILES]
+    nodes = []
+    total = 0
+    for name in names:
+        path = directory / name
+        if total > MAX_TOTAL_BYTES:
+            notes.append(f"skipped {path}: snapshots read so far exceed "
+                         f"{MAX_TOTAL_BYTES // 2**20} MiB in all")
+            continue
+        data, mtime, why = read_one(path)
+        total += path.lstat().st_size if data is not None else 0
+        if data is None:
+            notes.append(f"skipped {path}: {why}")
+            continue
+        age = max(0.0, now - mtime)
+        nodes.append(Node(name[: -len(".json")], data, age, age > stale_after))
+    return nodes, notes
+
+
+def printable(text: str) -> str:
+    """One table row per process: control characters (a newline inside a
+    `python -c` script) are shown escaped instead of breaking the line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def human_bytes(n: float) -> str:
+    """Compact sizes for tables: 812K, 7.7G."""
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(n) < 1024 or unit == "T":
+            return f"{n:.0f}{unit}" if unit in ("B", "K") or n >= 100 else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n:.1f}T"
+
+
+def human_elapsed(seconds: float) -> str:
+    """ps-style elapsed time: MM:SS, HH:MM:SS, D-HH:MM:SS."""
+    s = int(seconds)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}-{h:02d}:{m:02d}:{s:02d}"
+    if h:
+        return f"{h:02d}:{m:02d}:{s:02d}"
+    return f"{m:02d}:{s:02d}"
+
+
+def human_age(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 2 * 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d"
+
+
+def parse_size(text: str) -> int:
+    """'20G', '512M', '1.5T' or bytes, for --mem."""
+    original = text
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    scale = 1
+    if text and text[-1] in units:
+        text, scale = text[:-1], units[text[-1]]
+    try:
+        value = float(text) * scale
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 2**63:  # also rejects nan and inf
+        raise ValueError(f"{original!r} is not a size such as 20G or 512M")
+    return int(value)

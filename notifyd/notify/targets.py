@@ -1,0 +1,438 @@
+"""Where notifications go: the local inbox always, and each configured Apprise URL.
+
+Each URL is its own target with its own key, so a failing Matrix server is
+retried without sending the same message to Discord twice. Apprise is
+imported only when some URL is configured (it costs ~90 ms and ~8 MB, plus
+each plugin used: see notifyd/notify/apprise_urls.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from notifyd import fsutil
+from notifyd.config import Config
+from notifyd.errors import ExitStatus, NotifydError
+from notifyd.notify import apprise_urls
+
+INBOX_KEY = "inbox"
+
+
+def mask_url(url: str) -> str:
+    """A URL Apprise could not parse, with everything after the scheme hidden."""
+    scheme, sep, _rest = url.partition("://")
+    return f"{scheme}://****" if sep else "****"
+
+
+def display_url(private: str, public: str) -> str:
+    """Apprise's masked URL with its path and query hidden as well.
+
+    Apprise's privacy mode masks passwords and tokens it knows of, but not,
+    say, an ntfy topic, which is the only secret of a public ntfy server.
+    """
+    scheme, _, rest = public.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0]
+    has_more = bool(urlsplit(private).path.strip("/") or urlsplit(private).query)
+    return f"{scheme}://{host}/****" if has_more else f"{scheme}://{host}"
+
+
+def url_secrets(url: str) -> list[str]:
+    """Parts of a URL that could be secret, longest first, to scrub from messages."""
+    parts = urlsplit(url)
+    found = {parts.password or "", parts.username or ""}
+    found.update(seg for seg in parts.path.split("/") if len(seg) >= 4)
+    found.update(v for _k, v in parse_qsl(parts.query) if len(v) >= 4)
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
+def _apprise() -> Any:
+    """Import Apprise with its logger silenced: what it says is captured per send."""
+    import apprise
+
+    logger = logging.getLogger("apprise")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        # Without a handler Python prints warnings to stderr, URL parts and all.
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+    return apprise
+
+
+def url_key(url: str) -> str:
+    """A stable name for one URL in the state file that reveals nothing of it."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+# Apprise tags that route (README "Routing with tags"); any other tag is the user's own.
+FAILURE_TAG = "failure"  # failures only (failed or lost jobs, digests and groups with failures)
+DIGEST_TAG = "digest"  # digests and group summaries only, never a single job's message
+DEFAULT_LIMIT = 32768  # characters per message where a service names no limit
+# Answers that no retry will change: a wrong or revoked token (401, 403), a
+# webhook or room that does not exist (404, 410), a request the service
+# refuses as such (400), an SMTP login refused (535). A delivery that gets
+# one is given up at once and listed as failed, not retried for retry_for.
+PERMANENT = frozenset({400, 401, 403, 404, 410, 535})
+_STATUS = re.compile(r"error=(\d{3})\b|\((\d{3}),")
+
+
+def answered(messages: list[str]) -> int | None:
+    """The status code a service answered, from what Apprise logged ("... error=401.")."""
+    for text in reversed(messages):
+        found = _STATUS.search(text)
+        if found:
+            return int(found.group(1) or found.group(2))
+    return None
+
+
+def hint(status: int | None) -> str:
+    """What a user can do about a failed delivery, by the service's answer."""
+    if status in (401, 403):
+        return "the service refused the URL's token or password: check it, or make a new webhook"
+    if status in (404, 410):
+        return "the service has no such webhook, room or address: check the URL"
+    if status == 535:
+        return "the mail server refused the login: check the user and (app) password"
+    if status == 429:
+        return "the service asks to slow down: retried later"
+    return "retried with backoff"
+
+
+class Target:
+    """One place a notification is delivered to."""
+
+    key: str
+    display: str  # safe to print and log: secrets masked
+    last_status: int | None = None  # what the service answered to the last send, when known
+    tags: frozenset[str] = frozenset()
+    limit: int = DEFAULT_LIMIT  # characters per message, title included
+
+    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        """Deliver one outbox entry; (True, '') or (False, what went wrong)."""
+        raise NotImplementedError
+
+    def wants(self, kind: str, failed: bool) -> bool:
+        """Does this target take a message of `kind` ("job", "digest", "group", "start")?
+
+        A "job" for a digest-only target is not refused: it waits for the next
+        digest (the watcher batches it).
+        """
+        if FAILURE_TAG in self.tags and not failed:
+            return False
+        return not (kind == "start" and DIGEST_TAG in self.tags)
+
+    @property
+    def digests_only(self) -> bool:
+        return DIGEST_TAG in self.tags
+
+
+def hard_breaks(markdown: str) -> str:
+    """End each line outside code blocks with a Markdown hard break ("  ").
+
+    Apprise's Matrix plugin renders Markdown without nl2br, so a message's
+    single newlines would run its lines together in the room.
+    """
+    out, fenced = [], False
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        broken = not fenced and line.strip() and i + 1 < len(lines) and lines[i + 1].strip()
+        out.append(line + "  " if broken else line)
+    return "\n".join(out)
+
+
+def split_tags(line: str) -> tuple[frozenset[str], str]:
+    """'failure,phone=URL' -> ({'failure', 'phone'}, 'URL'), as in Apprise's TEXT config files.
+
+    A URL's own '=' always comes after its '://', so text before the first
+    '=' that holds no ':' or '/' is a tag list.
+    """
+    head, sep, rest = line.partition("=")
+    if sep and head.strip() and not any(c in head for c in ":/") and rest.strip():
+        tags = frozenset(t.strip().lower() for t in head.replace(" ", ",").split(",") if t.strip())
+        return tags, rest.strip()
+    return frozenset(), line.strip()
+
+
+class InboxTarget(Target):
+    """The local inbox: every notification, whether or not anything is pushed."""
+
+    def __init__(self, inbox_dir: Path, host: str) -> None:
+        self.key = INBOX_KEY
+        self.display = f"inbox ({inbox_dir})"
+        # Written only by the lease holder, one file per host so that a frozen
+        # old holder and its successor never append to the same file.
+        self.path = inbox_dir / f"{host}.jsonl"
+        self.inbox_dir = inbox_dir
+
+    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        import json
+
+        record: dict[str, Any] = {
+            "id": entry["id"],
+            "job": entry.get("job", ""),
+            "time": round(time.time(), 3),
+            "kind": entry["kind"],
+            "title": entry["title"],
+            "body": entry["body"],
+        }
+        if entry.get("info"):
+            record["info"] = entry["info"]  # what `notifyd jobs` lists (routing.job_info)
+        try:
+            # ASCII escapes: a command line's undecodable bytes (lone
+            # surrogates) stay valid UTF-8 on disk.
+            line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+            fsutil.append_line(self.path, line.encode())
+        except OSError as exc:
+            return False, f"cannot write {self.path}: {exc}"
+        return True, ""
+
+
+class _Capture(logging.Handler):
+    """Collects what Apprise logs during one send: that is what the server answered."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        # Apprise's email plugin logs only "Connection error" as a warning;
+        # the server's answer (a refused login: "(535, b'...')") is at debug.
+        if record.levelno >= logging.WARNING or text.startswith("Socket Exception:"):
+            self.messages.append(text)
+
+
+@contextmanager
+def _captured() -> Iterator[_Capture]:
+    logger = logging.getLogger("apprise")
+    handler = _Capture()
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+class AppriseTarget(Target):
+    """One Apprise URL (from the config, APPRISE_URLS or an Apprise config file)."""
+
+    def __init__(self, plugin: Any, written: str | None = None, tags: frozenset[str] = frozenset(),
+                 max_length: int = 0) -> None:
+        self.plugin = plugin
+        self.tags = tags | frozenset(str(t).lower() for t in (getattr(plugin, "tags", None) or ()))
+        service_limit = int(getattr(plugin, "body_maxlen", 0) or 0)
+        self.limit = max_length or (service_limit if service_limit > 0 else DEFAULT_LIMIT)
+        private = plugin.url(privacy=False)
+        self.key = url_key(private)
+        self.display = display_url(private, plugin.url(privacy=True))
+        # From the URL as the user wrote it: Apprise's own form adds default
+        # query values (method=POST...) that are no secret to scrub.
+        self.secrets = url_secrets(written or private.split("?", 1)[0])
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "****")
+        return text
+
+    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+        from notifyd.notify import message
+
+        apprise = _apprise()
+        # Cut to this service's length (Discord: 2,000 characters with the
+        # title) here, not by Apprise: its split would send several messages
+        # and its truncation can cut a line in half.
+        body = entry["body"]
+        attach = None
+        if entry.get("attach"):
+            if getattr(self.plugin, "attachment_support", False):
+                attach = apprise.AppriseAttachment(entry["attach"])
+            else:
+                body += "\n" + message.attach_note(entry["attach"], "this service takes none")
+        fitted = message.fit(message.Message(entry["title"], body, entry["kind"]), self.limit)
+        body = fitted.body
+        if "matrix" in apprise_urls.protocols(self.plugin):
+            body = hard_breaks(body)
+        self.last_status = None
+        with _captured() as capture:
+            try:
+                ok = bool(self.plugin.notify(
+                    body=body, title=fitted.title,
+                    notify_type=apprise.NotifyType(entry["kind"]),
+                    body_format=apprise.NotifyFormat.MARKDOWN,
+                    attach=attach,
+                ))
+            except Exception as exc:  # a plugin bug must not stop the watcher
+                return False, self.scrub(f"{type(exc).__name__}: {exc}")
+        if ok:
+            return True, ""
+        self.last_status = answered(capture.messages)
+        return False, self.scrub("; ".join(capture.messages[-2:])) or "the service did not accept it"
+
+
+def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
+    """The inbox plus one target per configured URL; a bad URL is a config error."""
+    targets: list[Target] = [InboxTarget(inbox_dir, host)]
+    if not config.pushes:
+        return targets
+    apprise = _apprise()
+
+    for line in config.urls:
+        tags, url = split_tags(line)
+        plugin = apprise_urls.instantiate(apprise, url)
+        if plugin is None:
+            raise NotifydError(
+                f"{config.source}: [notify] urls: {mask_url(url)} is not a URL Apprise can use; "
+                "check its scheme and parts against https://github.com/caronc/apprise/wiki",
+                ExitStatus.CONFIG,
+            )
+        targets.append(AppriseTarget(plugin, written=url, tags=tags, max_length=config.max_length))
+    for path in config.apprise_configs:
+        ac = apprise.AppriseConfig()
+        if not ac.add(path) or not ac.services():
+            raise NotifydError(
+                f"Apprise config file {path} holds no URL Apprise can use; "
+                "check it with: apprise --config " + path + " --dry-run",
+                ExitStatus.CONFIG,
+            )
+        targets.extend(AppriseTarget(plugin, max_length=config.max_length) for plugin in ac.services())
+    seen: set[str] = set()
+    unique = []
+    for target in targets:
+        if target.key not in seen:
+            seen.add(target.key)
+            unique.append(target)
+    return unique
+
+
+def inbox_job_ids(inbox_dir: Path) -> set[str]:
+    """Every job id the inbox holds a notification for."""
+    return {str(r["job"]) for r in read_inbox(inbox_dir) if r.get("job")}
+
+
+def read_inbox(inbox_dir: Path, last: int | None = None) -> list[dict[str, Any]]:
+    """Inbox records from every host's file, oldest first, each id once.
+
+    With `last`, only the newest `last`: each file is read backwards from
+    its end, so listing the latest stays instant after a million jobs.
+    """
+    records: dict[str, dict[str, Any]] = {}
+    if not inbox_dir.is_dir():
+        return []
+    for path in sorted(inbox_dir.glob("*.jsonl")):
+        with path.open("rb") as f:
+            found = _records(f) if last is None else _last_records(f, last)
+            for record in found:
+                records.setdefault(str(record["id"]), record)
+    ordered = sorted(records.values(), key=_time)
+    return ordered if last is None else ordered[-last:]
+
+
+_TIME = re.compile(rb'"time":\s*(-?[0-9][0-9.eE+-]*)')
+
+
+def line_time(line: bytes) -> float:
+    """An inbox line's "time" without parsing it: the record's own comes first (id, job, time)."""
+    found = _TIME.search(line)
+    try:
+        return float(found.group(1)) if found else 0.0
+    except ValueError:
+        return 0.0
+
+
+def inbox_window(inbox_dir: Path, since: float) -> list[bytes]:
+    """The raw inbox lines at or after `since`, oldest first, every host's file merged.
+
+    Each file is read backwards until a line older than `since`: the cost is
+    the window's size, not the history's. `notifyd jobs` parses only the lines
+    it shows.
+    """
+    per_file: list[list[bytes]] = []
+    for path in sorted(inbox_dir.glob("*.jsonl")) if inbox_dir.is_dir() else []:
+        with path.open("rb") as f:
+            pos = f.seek(0, 2)
+            block, data = 64 * 1024, b""
+            while pos > 0:
+                step = min(block, pos)
+                pos -= step
+                f.seek(pos)
+                data = f.read(step) + data
+                parts = data.split(b"\n", 2)
+                if pos and len(parts) < 3:
+                    continue  # no whole line yet in what was read
+                first = parts[1 if pos else 0]
+                if first and line_time(first) < since:
+                    break
+                block *= 2
+        lines = data.split(b"\n")[1 if pos else 0:]
+        # Lines are in time order within a file: skip the old ones by bisection.
+        lo, hi = 0, len(lines)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if lines[mid] and line_time(lines[mid]) < since:
+                lo = mid + 1
+            else:
+                hi = mid
+        per_file.append([line for line in lines[lo:] if line.strip()])
+    if len(per_file) == 1:
+        return per_file[0]
+    return sorted((line for lines in per_file for line in lines), key=line_time)
+
+
+def _time(record: dict[str, Any]) -> float:
+    try:
+        return float(record.get("time", 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """One inbox line as a record, None if it is not one."""
+    import json
+
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "id" in record else None
+
+
+def _records(f: Any) -> Iterator[dict[str, Any]]:
+    for line in f:
+        record = parse_record(line)
+        if record is not None:
+            yield record
+
+
+def _last_records(f: Any, count: int) -> list[dict[str, Any]]:
+    """The last `count` good records of an open file, reading blocks from the end.
+
+    One watcher at a time appends to a host's file, so its records are in
+    time order and the newest are at the end.
+    """
+    pos = f.seek(0, 2)
+    block = 64 * 1024
+    data = b""
+    while True:
+        step = min(block, pos)
+        pos -= step
+        f.seek(pos)
+        data = f.read(step) + data
+        lines = data.split(b"\n")
+        # The first piece may be a line cut by the block boundary.
+        whole = lines if pos == 0 else lines[1:]
+        good = [r for r in map(parse_record, whole) if r is not None]
+        if len(good) >= count or pos == 0:
+            return good[-count:]
+        block *= 2

@@ -1,0 +1,80 @@
+"""Lost jobs: started, but their finish will never come (reboot, SIGKILL of both, OOM).
+
+A running job is judged by evidence from its host, all timed by the file
+server's clock (see lease.server_now):
+
+* host rebooted: a fresh snapshot of the host booted after the job started;
+* process gone: a fresh snapshot taken after the job started does not list
+  its pid with its start time, and still no finish came `lost_grace` later
+  (a finish is written within milliseconds of the exit: the grace is for
+  snapshots racing with it);
+* host silent: no snapshot, spool write or pingch liveness mark from the host
+  for `host_silent_after`.
+
+A job whose host shows a fresh snapshot listing it is never lost. Without
+snapshots (no cron) only "host silent" can be judged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from notifyd.nodes.reader import Node
+
+# A job's start time (pingch's clock just before spawning) and its process's
+# start time (the kernel's, as psutil reports it) agree this closely.
+START_SLACK = 2.0
+# A snapshot must have been taken this long after the job started to count
+# as evidence that its process is gone.
+AFTER_START = 5.0
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def last_sign_of_life(host: str, events_dir: str, alive_dir: str, node: Node | None,
+                      now: float) -> float:
+    """The server time of the newest trace the host left."""
+    signs = [_mtime(os.path.join(events_dir, f"{host}.jsonl")),
+             _mtime(os.path.join(alive_dir, host))]
+    if node is not None:
+        signs.append(now - node.age)
+    return max(signs)
+
+
+def _listed(node: Node, pid: int, start_ts: float) -> bool:
+    for entry in node.data.get("pids") or []:
+        if (isinstance(entry, list) and len(entry) == 2 and entry[0] == pid
+                and isinstance(entry[1], (int, float)) and abs(entry[1] - start_ts) <= START_SLACK):
+            return True
+    return False
+
+
+def judge(job: Mapping[str, Any], node: Node | None, silent_for: float, missing_for: float | None,
+          *, grace: float, silent_after: float) -> tuple[str, bool]:
+    """(reason, missing now) for one running job; reason '' while it is not lost.
+
+    `missing_for` is how long (server time) the process has been missing
+    from fresh snapshots, None if it was not missing before.
+    """
+    start = float(job.get("start_ts") or 0.0)
+    pid = int(job.get("pid") or 0)
+    if node is not None and not node.stale:
+        boot = node.data.get("boot_time")
+        if isinstance(boot, (int, float)) and start and boot > start + START_SLACK:
+            return "its host rebooted", False
+        taken = float(node.data["time"])
+        if start and taken > start + AFTER_START and not _listed(node, pid, start):
+            if missing_for is not None and missing_for >= grace:
+                return "its process is gone and no finish was recorded (killed with pingch?)", True
+            return "", True
+        return "", False
+    if silent_for >= silent_after:
+        return f"its host has been silent for {int(silent_for // 60)} min", False
+    return "", False

@@ -1,0 +1,152 @@
+"""`notifyd init`: a working setup in one command, the same command again changes nothing."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import NOTIFYD, PINGCH, REPO, Home, Receiver, needs_crontab
+from harness import read_crontab as _crontab
+
+HOOK = REPO / "hooks" / "notifyd.bash"
+CRON_BEGIN = "# >>> notifyd"
+
+
+def _init(home: Home, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NOTIFYD, "init", *args], env=home.env, capture_output=True, text=True,
+                          timeout=60, input=stdin if stdin is not None else "")
+
+
+def _bashrc(home: Home) -> str:
+    path = home.root / ".bashrc"
+    return path.read_text() if path.exists() else ""
+
+
+def _backups(home: Home) -> list[Path]:
+    return sorted(home.config_file.parent.glob("notifyd.conf.bak-*"))
+
+
+@needs_crontab
+def test_one_command_on_a_fresh_home_writes_the_config_tests_the_url_and_adds_hook_and_cron(
+        home: Home, receiver: Receiver, crontab: None) -> None:
+    result = _init(home, "--url", receiver.url, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(home.config_file.stat().st_mode) == 0o600
+    assert receiver.url in home.config_file.read_text()
+    assert [b["title"] for b in receiver.bodies()] == [f"🔔 notifyd test from {home.host}"]
+    assert f"ok      json://127.0.0.1:{receiver.port}/****" in result.stdout
+    assert _bashrc(home).count(f"source {HOOK}") == 1
+    # This venv's notifyd is not on the test's PATH: the hook is told where it is.
+    assert f"NOTIFYD_BIN={NOTIFYD}\n" in _bashrc(home)
+    table = _crontab()
+    assert table is not None and table.count(CRON_BEGIN) == 1
+    assert result.stdout.rstrip().endswith(f"try it:  {PINGCH} -t hello sleep 5")
+
+
+def test_after_init_a_real_pingch_job_is_notified(home: Home, receiver: Receiver) -> None:
+    assert _init(home, "--url", receiver.url, "--yes", "--no-hook", "--no-cron").returncode == 0
+    assert home.pingch("-t", "hello", "true").returncode == 0
+    titles = [b["title"] for b in receiver.wait_for(2)]
+    assert any("hello" in t and home.host in t for t in titles[1:]), titles
+
+
+@needs_crontab
+def test_running_init_twice_changes_nothing_and_says_so(
+        home: Home, receiver: Receiver, crontab: None) -> None:
+    assert _init(home, "--url", receiver.url, "--yes").returncode == 0
+    config_before = home.config_file.stat()
+    bashrc_before, crontab_before = _bashrc(home), _crontab()
+
+    again = _init(home, "--url", receiver.url, "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to change" in again.stdout
+    after = home.config_file.stat()
+    assert (after.st_mtime_ns, after.st_ino) == (config_before.st_mtime_ns, config_before.st_ino)
+    assert _backups(home) == []
+    assert _bashrc(home) == bashrc_before
+    assert _crontab() == crontab_before
+
+
+def test_an_existing_different_config_is_backed_up_and_its_other_keys_kept(
+        home: Home, receiver: Receiver) -> None:
+    old = ("# my settings\n[notify]\non = failure\nurls =\n    json://127.0.0.1:9/old\n\n"
+           "[watcher]\n# faster\npoll_interval = 0.2s\n")
+    home.write_config(old)
+    result = _init(home, "--url", receiver.url, "--yes", "--no-hook", "--no-cron")
+    assert result.returncode == 0, result.stderr
+    (backup,) = _backups(home)
+    assert backup.read_text() == old and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert backup.name in result.stdout
+    assert home.config_file.read_text() == old.replace("json://127.0.0.1:9/old", receiver.url)
+
+
+def test_a_bad_url_writes_nothing_exits_with_the_config_status_and_shows_no_secret(home: Home) -> None:
+    result = _init(home, "--url", "nosuchservice://ana:s3cr3t-pass@example.org/t0ken-x", "--yes")
+    assert result.returncode == 3
+    assert "nosuchservice://****" in result.stderr and "not a URL Apprise can use" in result.stderr
+    assert "s3cr3t" not in result.stdout + result.stderr and "t0ken" not in result.stdout + result.stderr
+    assert not home.config_file.exists() and _bashrc(home) == ""
+    assert not home.state_dir.exists()
+
+
+def test_a_failing_test_send_is_reported_but_the_config_is_written_with_status_4(
+        home: Home, receiver: Receiver) -> None:
+    receiver.status = 404
+    result = _init(home, "--url", receiver.url, "--yes", "--no-hook", "--no-cron")
+    assert result.returncode == 4
+    assert f"FAILED  json://127.0.0.1:{receiver.port}/****" in result.stdout
+    assert receiver.url in home.config_file.read_text()
+
+
+def test_yes_without_any_url_is_a_usage_error(home: Home) -> None:
+    result = _init(home, "--yes")
+    assert result.returncode == 2 and "--url" in result.stderr
+    assert not home.config_file.exists()
+
+
+def test_a_hook_the_user_already_sources_is_not_added_again(home: Home, receiver: Receiver) -> None:
+    (home.root / ".bashrc").write_text(f"alias ll='ls -l'\nsource {HOOK}\n")
+    result = _init(home, "--url", receiver.url, "--yes", "--no-cron")
+    assert result.returncode == 0, result.stderr
+    assert "already in" in result.stdout
+    assert _bashrc(home) == f"alias ll='ls -l'\nsource {HOOK}\n"
+
+
+@needs_crontab
+def test_interactive_answers_come_from_stdin(home: Home, receiver: Receiver, crontab: None) -> None:
+    before = _crontab()
+    # the URL; yes to the hook; no to cron
+    result = _init(home, stdin=f"{receiver.url}\ny\nn\n")
+    assert result.returncode == 0, result.stderr
+    assert "Server Settings → Integrations → Webhooks" in result.stdout
+    assert receiver.url in home.config_file.read_text()
+    assert len(receiver.bodies()) == 1
+    assert _bashrc(home).count(f"source {HOOK}") == 1
+    assert _crontab() == before
+
+
+def test_interactive_asks_again_after_a_url_apprise_cannot_use(home: Home, receiver: Receiver) -> None:
+    result = _init(home, "--no-hook", "--no-cron", stdin=f"nosuchservice://s3cr3t@x/y\n{receiver.url}\n")
+    assert result.returncode == 0, result.stderr
+    assert "nosuchservice://****" in result.stderr and "s3cr3t" not in result.stdout + result.stderr
+    assert receiver.url in home.config_file.read_text()
+
+
+def test_an_installed_package_copies_its_hook_into_the_config_dir(
+        home: Home, receiver: Receiver, tmp_path: Path) -> None:
+    # A non-editable install: the package alone, no source checkout around it
+    # (copytree follows notifyd/hooks/notifyd.bash's link, as the wheel build does).
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "notifyd", site / "notifyd",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(home.env, PYTHONPATH=str(site))
+    result = subprocess.run(
+        [sys.executable, "-m", "notifyd", "init", "--url", receiver.url, "--yes", "--no-cron"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    copied = home.config_file.parent / "notifyd.bash"
+    assert copied.read_bytes() == HOOK.read_bytes()
+    assert _bashrc(home).count(f"source {copied}\n") == 1
