@@ -198,7 +198,7 @@ def history(install: Install, runs: int, total_events: int) -> list[Row]:
     """A user with `total_events` events behind them: restart the watcher, list the latest."""
     sys.path.insert(0, str(REPO))
     from notifyd import state
-    from notifyd.notify import routing
+    from notifyd.notify import inbox as inbox_file
     from notifyd.spool import reader as spool
 
     restart, listing, inbox_listing, baseline = [], [], [], []
@@ -215,12 +215,10 @@ def history(install: Install, runs: int, total_events: int) -> list[Row]:
             t = now + n
             start, finish = _event("start", host, n, t), _event("finish", host, n, t)
             batch[host] += [events.encode(start), events.encode(finish)]
-            inbox_lines.append((json.dumps({"id": f"{finish['job']}:finish", "job": finish["job"],
-                                            "time": round(t + 0.5, 3), "kind": "success",
-                                            "title": f"run-{n} finished on {host}",
-                                            "body": "exit 0 after 1 m",
-                                            "info": routing.job_info(finish, silent=False)},
-                                           separators=(",", ":")) + "\n").encode())
+            inbox_lines.append(inbox_file.encode(
+                f"{finish['job']}:finish", job=str(finish["job"]), time=t + 0.5, kind="success",
+                title=f"run-{n} finished on {host}", body="exit 0 after 1 m",
+                info=inbox_file.job_summary(finish, silent=False)))
             done.remember_done(str(finish["job"]), t)
             if len(inbox_lines) >= 50_000:
                 for hh, lines in batch.items():
@@ -235,7 +233,7 @@ def history(install: Install, runs: int, total_events: int) -> list[Row]:
             path = events_dir / f"{host}.jsonl"
             with path.open("rb") as f:
                 head = f.read(spool.HEAD).hex()
-            done.cursors[f"events/{host}.jsonl"] = spool.Cursor(path.stat().st_size, head)
+            done.cursors[f"events/{host}.jsonl"] = spool.Cursor(path.stat().st_size, head).to_json()
         h.state_dir.joinpath("journal").mkdir(mode=0o700, exist_ok=True)
         state.save(done, h.state_dir / "watcher-state.json", h.state_dir / "journal")
         size = sum(p.stat().st_size for p in events_dir.glob("*.jsonl"))

@@ -1,4 +1,20 @@
-"""The one error type and the exit codes of `notifyd` (pingch exits with its job's)."""
+"""The one user-facing error type, the exit codes of `notifyd`, and the other failures by name.
+
+Our exception hierarchy, and who catches each:
+
+* NotifydError(message, status): a user's mistake or a failure the user can
+  act on; raised anywhere, caught only at the entry points (cli.app.main,
+  watcher.loop.run_in_background), printed as one line with its exit status.
+* StateFileError: the state file, or one record in it, is not usable; the
+  watcher sets a broken file aside and rebuilds it from the inbox (state.py),
+  a bad record is skipped and counted (records.py).
+* MalformedEvent (spool/events.py, a ValueError): a spool line that is not
+  an event; the reader skips and counts it.
+* LeaseLost (watcher/lease.py): another watcher holds the lease now; the
+  loop stops at once without sending or saving anything more.
+
+pingch exits with its job's status, never with one of these.
+"""
 
 from __future__ import annotations
 
@@ -23,3 +39,7 @@ class NotifydError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class StateFileError(Exception):
+    """The state file, or a record in it, exists but cannot be used."""

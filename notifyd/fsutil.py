@@ -1,4 +1,4 @@
-"""Writing files so that a short write, a full disk or a crash never leaves half of one.
+"""Writing files so that a short write, a full disk or a crash never leaves half of one; the server's clock.
 
 Standard library only: the lease code, which pingch imports, uses it.
 """
@@ -54,3 +54,29 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, tmp: str | os.PathLi
         except OSError:
             pass
         raise
+
+
+def server_now(directory: str, host: str) -> float:
+    """The file server's clock, read as the mtime of a file we write now.
+
+    Data writes get their mtime from the server on NFS (WRITE) and sshfs
+    (sftp write), unlike utime(), which FUSE fills in from the client's clock.
+    """
+    # A random name created exclusively: the directory may be shared (the
+    # procs dir), and a FIFO planted at a guessable name would hang us.
+    path = os.path.join(directory, f".probe.{host}.{os.getpid()}.{os.urandom(6).hex()}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, b"probe\n")
+        os.fsync(fd)
+        # Close first: an NFS client reports the server's mtime after it flushed.
+        os.close(fd)
+        fd = -1
+        return os.stat(path).st_mtime
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -1,10 +1,16 @@
-"""The watcher's durable state: read positions, running jobs and the outbox.
+"""The watcher's durable state: read positions, running jobs, the outbox and routing's memory.
 
 Saved as one JSON file by temp + rename, so a crash leaves the old or the new
 state, never half of one. Between saves, each successful delivery is appended
 to this host's journal (journal/<host>.log, one line "ENTRY_ID TARGET_KEY"),
 which the next load applies: a crash can then repeat only the one send that
-was in flight. Only the lease holder writes any of this.
+was in flight. Only the lease holder writes any of this; `notifyd jobs` and
+`notifyd status` read it through load() as the watcher does.
+
+A file that is not a state file at all raises StateFileError (the watcher
+sets it aside and rebuilds from the inbox). One record in it that does not
+check out is skipped and named in `State.problems`, so a single odd value
+never costs every pending delivery.
 """
 
 from __future__ import annotations
@@ -12,93 +18,134 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from notifyd import fsutil
-from notifyd.spool.reader import Cursor
+from notifyd.errors import StateFileError
+from notifyd.records import (
+    Backoff,
+    Batch,
+    Budget,
+    FailedDelivery,
+    Group,
+    LostJob,
+    OutboxEntry,
+    RunningJob,
+    Stats,
+    mapping,
+    number,
+)
+
+__all__ = ["DONE_KEEP", "FAILED_KEEP", "Journal", "State", "StateFileError", "load", "read", "save"]
 
 STATE_VERSION = 1
 DONE_KEEP = 100_000  # finished job ids remembered, so a re-read spool repeats nothing
 FAILED_KEEP = 200  # given-up deliveries kept for `notifyd status`
+# Earlier versions kept the legacy file's open starts at the top of the state;
+# they now live in that source's cursor (watcher/sources/legacy.py).
+LEGACY_CURSOR = "legacy:.pingchilling"
 
-
-@dataclass
-class Stats:
-    events: int = 0
-    malformed: int = 0
-    delivered: int = 0
-    last_event: dict[str, Any] = field(default_factory=dict)
+R = TypeVar("R")
 
 
 @dataclass
 class State:
-    cursors: dict[str, Cursor] = field(default_factory=dict)
-    running: dict[str, dict[str, Any]] = field(default_factory=dict)
-    legacy_open: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lost: dict[str, dict[str, Any]] = field(default_factory=dict)  # job -> its record + reason
+    cursors: dict[str, dict[str, Any]] = field(default_factory=dict)  # source key -> its cursor
+    running: dict[str, RunningJob] = field(default_factory=dict)
+    lost: dict[str, LostJob] = field(default_factory=dict)
     missing_since: dict[str, float] = field(default_factory=dict)  # job -> server time first missed
     done: dict[str, float] = field(default_factory=dict)  # job -> finish time, newest last
     # The newest finish time among the ids dropped from `done`: a finish at or
     # before it that is not in `done` may have been told long ago, and the
     # watcher asks the inbox (which holds every notification) before telling it.
     done_horizon: float = 0.0
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-    # notifyd/notify/routing.py: per URL, when its single messages went out (the
-    # digest window), the jobs waiting for its next digest, its rate budget;
-    # and the groups whose jobs are not all told yet.
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    # notifyd/notify/routing.py: per URL, when its single messages went out
+    # (the digest window), the jobs waiting for its next digest, its rate
+    # budget; and the groups whose jobs are not all told yet.
     recent: dict[str, list[float]] = field(default_factory=dict)
-    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
-    budget: dict[str, dict[str, float]] = field(default_factory=dict)
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    backoff: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed: list[dict[str, Any]] = field(default_factory=list)
+    batches: dict[str, Batch] = field(default_factory=dict)
+    budget: dict[str, Budget] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    backoff: dict[str, Backoff] = field(default_factory=dict)
+    failed: list[FailedDelivery] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
     saved_at: float = 0.0
+    # Records skipped when the file was loaded, one sentence each (not saved).
+    problems: list[str] = field(default_factory=list, compare=False)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
         return {
             "v": STATE_VERSION,
-            "saved_at": time.time(),
-            "cursors": {k: c.to_json() for k, c in self.cursors.items()},
-            "running": self.running,
-            "legacy_open": self.legacy_open,
-            "lost": self.lost,
+            "saved_at": time.time() if now is None else now,
+            "cursors": self.cursors,
+            "running": {k: v.to_json() for k, v in self.running.items()},
+            "lost": {k: v.to_json() for k, v in self.lost.items()},
             "missing_since": self.missing_since,
             "done": self.done,
             "done_horizon": self.done_horizon,
-            "outbox": self.outbox,
+            "outbox": [e.to_json() for e in self.outbox],
             "recent": self.recent,
-            "batches": self.batches,
-            "budget": self.budget,
-            "groups": self.groups,
-            "backoff": self.backoff,
-            "failed": self.failed[-FAILED_KEEP:],
-            "stats": self.stats.__dict__,
+            "batches": {k: v.to_json() for k, v in self.batches.items()},
+            "budget": {k: v.to_json() for k, v in self.budget.items()},
+            "groups": {k: v.to_json() for k, v in self.groups.items()},
+            "backoff": {k: v.to_json() for k, v in self.backoff.items()},
+            "failed": [f.to_json() for f in self.failed[-FAILED_KEEP:]],
+            "stats": self.stats.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:
-        stats = data.get("stats") or {}
-        return cls(
-            cursors={k: Cursor.from_json(v) for k, v in (data.get("cursors") or {}).items()},
-            running=dict(data.get("running") or {}),
-            legacy_open=dict(data.get("legacy_open") or {}),
-            lost=dict(data.get("lost") or {}),
-            missing_since=dict(data.get("missing_since") or {}),
-            done=dict(data.get("done") or {}),
-            done_horizon=float(data.get("done_horizon") or 0.0),
-            outbox=list(data.get("outbox") or []),
-            recent=dict(data.get("recent") or {}),
-            batches=dict(data.get("batches") or {}),
-            budget=dict(data.get("budget") or {}),
-            groups=dict(data.get("groups") or {}),
-            backoff=dict(data.get("backoff") or {}),
-            failed=list(data.get("failed") or []),
-            stats=Stats(**{k: v for k, v in stats.items() if k in Stats.__dataclass_fields__}),
-            saved_at=float(data.get("saved_at") or 0.0),
-        )
+        state = cls()
+        problems = state.problems
+
+        def each(key: str, parse: Callable[[Any, str], R]) -> dict[str, R]:
+            """The records of one table; a record that does not check out is skipped and named."""
+            out: dict[str, R] = {}
+            for name, value in mapping(data.get(key) or {}, f"the state's {key!r}").items():
+                try:
+                    out[str(name)] = parse(value, f"{key} {name!r}")
+                except StateFileError as exc:
+                    problems.append(str(exc))
+            return out
+
+        def listed(key: str, parse: Callable[[Any, str], R]) -> list[R]:
+            value = data.get(key) or []
+            if not isinstance(value, list):
+                raise StateFileError(f"the state's {key!r} is not a list")
+            out: list[R] = []
+            for i, item in enumerate(value):
+                try:
+                    out.append(parse(item, f"{key} #{i + 1}"))
+                except StateFileError as exc:
+                    problems.append(str(exc))
+            return out
+
+        state.cursors = each("cursors", mapping)
+        state.running = each("running", RunningJob.from_json)
+        state.lost = each("lost", LostJob.from_json)
+        state.missing_since = each("missing_since", _time)
+        state.done = each("done", _time)
+        state.done_horizon = number(data, "done_horizon", "the state", default=0.0)
+        state.outbox = listed("outbox", OutboxEntry.from_json)
+        state.recent = each("recent", _times)
+        state.batches = each("batches", Batch.from_json)
+        state.budget = each("budget", Budget.from_json)
+        state.groups = each("groups", Group.from_json)
+        state.backoff = each("backoff", Backoff.from_json)
+        state.failed = listed("failed", FailedDelivery.from_json)
+        try:
+            state.stats = Stats.from_json(data.get("stats"))
+        except StateFileError as exc:
+            problems.append(str(exc))
+        state.saved_at = number(data, "saved_at", "the state", default=0.0)
+        old_open = data.get("legacy_open")
+        if isinstance(old_open, dict) and old_open:
+            state.cursors.setdefault(LEGACY_CURSOR, {}).setdefault("open", old_open)
+        return state
 
     def remember_done(self, job: str, ts: float) -> None:
         self.done[job] = ts
@@ -108,13 +155,19 @@ class State:
 
     def mark_delivered(self, entry_id: str, key: str) -> None:
         for entry in self.outbox:
-            if entry["id"] == entry_id and key in entry["targets"]:
-                entry["targets"].remove(key)
-        self.outbox = [e for e in self.outbox if e["targets"]]
+            if entry.id == entry_id and key in entry.targets:
+                entry.targets.remove(key)
+        self.outbox = [e for e in self.outbox if e.targets]
 
 
-class StateFileError(Exception):
-    """The state file exists but cannot be used."""
+def _time(value: Any, what: str) -> float:
+    return number({"t": value}, "t", what)
+
+
+def _times(value: Any, what: str) -> list[float]:
+    if not isinstance(value, list):
+        raise StateFileError(f"{what} is not a list of times")
+    return [_time(v, what) for v in value]
 
 
 def read(path: Path) -> dict[str, Any] | None:
@@ -123,7 +176,7 @@ def read(path: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise StateFileError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or data.get("v") != STATE_VERSION:
         raise StateFileError(f"{path}: not a version-{STATE_VERSION} notifyd state file")
@@ -133,7 +186,10 @@ def read(path: Path) -> dict[str, Any] | None:
 def load(path: Path, journal_dir: Path) -> State:
     """Load the state and apply every host's delivery journal on top of it."""
     data = read(path)
-    state = State() if data is None else State.from_json(data)
+    try:
+        state = State() if data is None else State.from_json(data)
+    except StateFileError as exc:
+        raise StateFileError(f"{path}: {exc}") from None
     for journal in sorted(journal_dir.glob("*.log")) if journal_dir.is_dir() else []:
         for line in journal.read_bytes().decode("utf-8", "replace").splitlines():
             entry_id, _, key = line.rpartition(" ")
@@ -144,10 +200,15 @@ def load(path: Path, journal_dir: Path) -> State:
 
 
 def save(state: State, path: Path, journal_dir: Path) -> None:
-    """Write the whole state atomically, then empty the journals it now contains."""
+    """Write the whole state atomically, then empty the journals it now contains.
+
+    Only the watcher calls this, and only through its fenced save (it checks
+    the lease first: watcher/loop.py).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fsutil.atomic_write(path, json.dumps(state.to_json(), separators=(",", ":")).encode(), tmp)
-    state.saved_at = time.time()
+    now = time.time()
+    fsutil.atomic_write(path, json.dumps(state.to_json(now), separators=(",", ":")).encode(), tmp)
+    state.saved_at = now
     for journal in journal_dir.glob("*.log") if journal_dir.is_dir() else []:
         os.truncate(journal, 0)
 
@@ -163,3 +224,7 @@ class Journal:
     def append(self, entry_id: str, key: str) -> None:
         fsutil.append_line(self.path, f"{entry_id} {key}\n".encode())
         self.lines += 1
+
+    def clear(self) -> None:
+        """After a save: what the journal held is in the state file now."""
+        self.lines = 0

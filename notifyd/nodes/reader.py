@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notifyd.watcher import lease
+from notifyd import fsutil
 
 # The snapshot format `notifyd snapshot` writes. It lives here, with the
 # reader, so that the watcher (which reads snapshots to judge lost jobs) does
@@ -195,7 +195,7 @@ def load(directory: Path, stale_after: float, host: str) -> tuple[list[Node], li
     except OSError as exc:
         return [], [f"cannot list {directory}: {exc.strerror}"]
     try:
-        now = lease.server_now(str(directory), host)
+        now = fsutil.server_now(str(directory), host)
     except OSError:
         now = time.time()  # a directory we cannot write to: trust our own clock
     if len(names) > MAX_FILES:

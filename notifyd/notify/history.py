@@ -3,7 +3,7 @@
 Running jobs come from the watcher's state file; finished ones from the
 inbox, which holds one record per finished (or lost) job, including jobs
 whose notification was filtered out. The inbox is read backwards from its
-end only as far as the cutoff (sender.inbox_window), so a year of history
+end only as far as the cutoff (inbox.window), so a year of history
 costs no more than the last day of it; its lines are counted from their
 bytes and only the rows shown are parsed. Whether a job's notification
 went out is judged from the state file's outbox, digest batches and
@@ -12,20 +12,20 @@ given-up deliveries.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from notifyd import state
-from notifyd.notify import targets as sender
+from notifyd.notify import inbox
+from notifyd.notify.inbox import LOST_SUFFIX, is_job_record
 from notifyd.notify.message import signal_name
+from notifyd.notify.targets import INBOX_KEY
 from notifyd.paths import Paths
+from notifyd.records import LostJob, OutboxEntry, RunningJob
 
 # A lost job that later finishes has a ":lost" and a ":finish" record: the finish wins.
-_LOST_SUFFIX = ":lost"
-_FAILED = ("failed", "lost")
+_FAILED = inbox.BAD_OUTCOMES
 
 
 @dataclass(frozen=True)
@@ -94,14 +94,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def host_of_job(job: str) -> str:
     """The host in a pingch job id ("host-pid-8hex", events.new_job_id), else ""."""
     parts = job.rsplit("-", 2)
@@ -112,23 +104,6 @@ def host_of_job(job: str) -> str:
             return ""
         return parts[0]
     return ""
-
-
-def is_job_record(record: dict[str, Any]) -> bool:
-    """A finished or lost job's own record, not a digest or a group's summary
-    (a one-job group's summary names that job too, but carries no "info")."""
-    job = _text(record.get("job"))
-    if not job:
-        return False
-    return isinstance(record.get("info"), dict) or _text(record.get("id")) in (
-        f"{job}:finish", f"{job}{_LOST_SUFFIX}")
-
-
-def _covered(entry: dict[str, Any]) -> list[str]:
-    """The jobs an outbox (or failed) entry is about: one, or a digest's many."""
-    jobs = [j for j in _list(entry.get("jobs")) if isinstance(j, str) and j]
-    job = _text(entry.get("job"))
-    return [job, *jobs] if job else jobs
 
 
 # --------------------------------------------------------------------------- delivery
@@ -146,24 +121,24 @@ class Deliveries:
     batched: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def from_state(cls, saved: dict[str, Any]) -> Deliveries:
+    def from_state(cls, saved: state.State) -> Deliveries:
         d = cls()
-        for entry in map(_dict, _list(saved.get("outbox"))):
+        for entry in saved.outbox:
             # The inbox is written by the watcher itself; only a push still to
             # go (a URL that failed and is retried, say) makes a job pending.
-            if any(t != sender.INBOX_KEY for t in _list(entry.get("targets"))):
-                d.pending.update(_covered(entry))
-        for batch in _dict(saved.get("batches")).values():
-            for ev in map(_dict, _list(_dict(batch).get("jobs"))):
+            if any(t != INBOX_KEY for t in entry.targets):
+                d.pending.update(entry.covers())
+        for batch in saved.batches.values():
+            for ev in batch.jobs:
                 job = _text(ev.get("job"))
                 if job:
                     d.digest.add(job)
                     d.batched[job] = ev
-        for value in _dict(saved.get("groups")).values():
+        for group in saved.groups.values():
             # A finished job of a group still open is told in the group's summary.
-            d.group.update(job for job, done in _dict(_dict(value).get("jobs")).items() if done)
-        for entry in _list(saved.get("failed")):
-            d.failed.update(_covered(_dict(entry)))
+            d.group.update(job for job, done in group.jobs.items() if done)
+        for failed in saved.failed:
+            d.failed.update(failed.entry.covers())
         return d
 
     def of(self, job: str, silent: bool) -> str:
@@ -215,7 +190,7 @@ def _from_record(record: dict[str, Any], deliveries: Deliveries) -> Finished:
             delivery=deliveries.of(job, info.get("silent") is True),
         )
     # A record from before "info" existed: only its kind, title and time say anything.
-    if _text(record.get("id")).endswith(_LOST_SUFFIX):
+    if _text(record.get("id")).endswith(LOST_SUFFIX):
         outcome = "lost"
     else:
         outcome = {"success": "ok", "failure": "failed"}.get(_text(record.get("kind")), "unknown")
@@ -244,31 +219,25 @@ def _from_event(ev: dict[str, Any], deliveries: Deliveries) -> Finished:
     )
 
 
-def _from_lost(job: str, info: dict[str, Any], deliveries: Deliveries) -> Finished:
+def _from_lost(job: str, lost: LostJob, deliveries: Deliveries) -> Finished:
     """A job the state holds as lost whose inbox record is not written yet."""
+    info = lost.job
     return Finished(
-        job=job, title=_text(info.get("title")) or _text(info.get("cmd")),
-        host=_text(info.get("host")) or host_of_job(job), pid=_int(info.get("pid")),
-        group=_text(info.get("group")), outcome="lost", outcome_text="lost", exit=None,
-        signal=None, duration=None, maxrss_kb=None, start_ts=_num(info.get("start_ts")),
-        end_ts=_num(info.get("at")) or 0.0, delivery=deliveries.of(job, False),
+        job=job, title=info.title or info.cmd or "", host=info.host or host_of_job(job), pid=info.pid,
+        group=info.group or "", outcome="lost", outcome_text="lost", exit=None,
+        signal=None, duration=None, maxrss_kb=None, start_ts=info.start_ts,
+        end_ts=lost.at, delivery=deliveries.of(job, False),
     )
 
 
-def _running(saved: dict[str, Any]) -> list[Running]:
-    rows = []
-    for job, value in _dict(saved.get("running")).items():
-        info = _dict(value)
-        rows.append(Running(
-            job=str(job), title=_text(info.get("title")) or _text(info.get("cmd")),
-            host=_text(info.get("host")) or host_of_job(str(job)), pid=_int(info.get("pid")),
-            user=_text(info.get("user")), cwd=_text(info.get("cwd")), group=_text(info.get("group")),
-            start_ts=_num(info.get("start_ts")),
-        ))
+def _running(running: dict[str, RunningJob]) -> list[Running]:
+    rows = [Running(job=job, title=r.title or r.cmd or "", host=r.host or host_of_job(job), pid=r.pid,
+                    user=r.user or "", cwd=r.cwd or "", group=r.group or "", start_ts=r.start_ts)
+            for job, r in running.items()]
     return sorted(rows, key=lambda r: r.start_ts or 0.0)
 
 
-def _finished(records: Iterable[dict[str, Any]], saved: dict[str, Any], deliveries: Deliveries,
+def _finished(records: Iterable[dict[str, Any]], saved: state.State, deliveries: Deliveries,
               cutoff: float) -> list[Finished]:
     by_job: dict[str, Finished] = {}
     lost_only: set[str] = set()
@@ -276,7 +245,7 @@ def _finished(records: Iterable[dict[str, Any]], saved: dict[str, Any], deliveri
         if not is_job_record(record):
             continue  # a digest or a group's summary: its jobs have records of their own
         job = _text(record.get("job"))
-        is_lost = _text(record.get("id")).endswith(_LOST_SUFFIX)
+        is_lost = _text(record.get("id")).endswith(LOST_SUFFIX)
         if job in by_job and is_lost and job not in lost_only:
             continue  # the job's finish came after all and is shown instead
         by_job[job] = _from_record(record, deliveries)
@@ -289,21 +258,17 @@ def _finished(records: Iterable[dict[str, Any]], saved: dict[str, Any], deliveri
         finished = _from_event(ev, deliveries)
         if job not in by_job and finished.end_ts >= cutoff:
             by_job[job] = finished
-    for job, info in _dict(saved.get("lost")).items():
-        lost = _from_lost(str(job), _dict(info), deliveries)
+    for job, item in saved.lost.items():
+        lost = _from_lost(job, item, deliveries)
         if job not in by_job and lost.end_ts >= cutoff:
-            by_job[str(job)] = lost
+            by_job[job] = lost
     return sorted(by_job.values(), key=lambda f: f.end_ts)
 
 
-def _not_in_inbox_yet(saved: dict[str, Any], cutoff: float) -> list[dict[str, Any]]:
+def _not_in_inbox_yet(outbox: list[OutboxEntry], cutoff: float) -> list[dict[str, Any]]:
     """Outbox entries the watcher writes to the inbox in its next round, as inbox records."""
-    records = []
-    for entry in map(_dict, _list(saved.get("outbox"))):
-        created = _num(entry.get("created")) or 0.0
-        if sender.INBOX_KEY in _list(entry.get("targets")) and created >= cutoff:
-            records.append({**entry, "time": created})
-    return records
+    return [{**entry.to_json(), "time": entry.created} for entry in outbox
+            if INBOX_KEY in entry.targets and entry.created >= cutoff]
 
 
 # --------------------------------------------------------------------------- the one entry
@@ -315,25 +280,25 @@ def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
     jobs = Jobs()
     try:
         # With the journals applied: a delivery journalled since the last save is done.
-        saved = state.load(paths.state_file, paths.journal_dir).to_json()
-    except (state.StateFileError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        saved = state.load(paths.state_file, paths.journal_dir)
+    except (state.StateFileError, OSError) as exc:
         # The watcher sets a broken state aside and rebuilds; until then the
         # inbox still tells what finished.
-        saved = {}
-        where = "" if isinstance(exc, state.StateFileError) else f"{paths.state_file}: "
-        jobs.notes.append(f"{where}{exc}; running jobs and pending deliveries are unknown until the "
+        saved = state.State()
+        jobs.notes.append(f"{exc}; running jobs and pending deliveries are unknown until the "
                           "watcher rebuilds it (see notifyd status)")
+    jobs.notes.extend(f"{paths.state_file}: skipped {p}" for p in saved.problems)
     deliveries = Deliveries.from_state(saved)
     # A day of a busy user's history is ~100,000 records: count them from
     # their bytes and parse only the ones shown (bench/: `notifyd jobs`).
-    everything = sender.inbox_window(paths.inbox_dir, cutoff)
+    everything = inbox.window(paths.inbox_dir, cutoff)
     superseded = _lost_then_finished(everything)
     window = [line for line in everything
               if line not in superseded and _line_wanted(line, group, failed_only)]
     shown_lines = window if limit is None else window[-(limit + 1):]
-    records = [r for r in map(sender.parse_record, shown_lines) if r is not None]
-    finished = _finished(records + _not_in_inbox_yet(saved, cutoff), saved, deliveries, cutoff)
-    running = _running(saved)
+    records = [r for r in map(inbox.parse_record, shown_lines) if r is not None]
+    finished = _finished(records + _not_in_inbox_yet(saved.outbox, cutoff), saved, deliveries, cutoff)
+    running = _running(saved.running)
     if group is not None:
         finished = [f for f in finished if f.group == group]
         running = [r for r in running if r.group == group]
@@ -343,9 +308,9 @@ def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
         running = []
     # Jobs counted but not parsed: every wanted line before the shown ones.
     unparsed = window[:len(window) - len(shown_lines)]
-    unparsed_jobs = sum(1 for line in unparsed if _is_job_line(line))
+    unparsed_jobs = sum(1 for line in unparsed if inbox.is_job_line(line))
     jobs.finished_bad = sum(1 for f in finished if f.outcome in _FAILED) + sum(
-        1 for line in unparsed if _line_bad(line))
+        1 for line in unparsed if inbox.is_bad_line(line))
     if limit is not None:
         jobs.finished_left_out = max(0, len(finished) - limit) + unparsed_jobs
         jobs.running_left_out = max(0, len(running) - limit)
@@ -355,41 +320,18 @@ def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
     return jobs
 
 
-# Byte patterns of the records the watcher writes (json.dumps with ","/":"
-# separators, keys id, job, time... and an "info" object). Job text cannot
-# fake them: a '"' inside a title is written as '\"'.
-_INFO = b'"info":{'
-_BAD = (b'"outcome":"failed"', b'"outcome":"lost"')
-_LOST_ID = re.compile(rb'^\{"id":"([^"\\]*):lost"')
-
-
-def _is_job_line(line: bytes) -> bool:
-    """A job's own record (not a digest or a group summary), judged from its bytes."""
-    if _INFO in line:
-        return True
-    head = line[:300]
-    return b':finish","job":"' in head or b':lost","job":"' in head
-
-
-def _line_bad(line: bytes) -> bool:
-    if _INFO in line:
-        return any(mark in line for mark in _BAD)
-    return _is_job_line(line) and (b'"kind":"failure"' in line or b':lost","job":"' in line[:300])
-
-
 def _line_wanted(line: bytes, group: str | None, failed_only: bool) -> bool:
-    if group is not None and f'"group":{json.dumps(group)}'.encode() not in line:
+    if group is not None and not inbox.in_group(line, group):
         return False
-    return not failed_only or _line_bad(line)
+    return not failed_only or inbox.is_bad_line(line)
 
 
 def _lost_then_finished(lines: list[bytes]) -> set[bytes]:
     """"Lost" records of jobs whose finish is in the window too: the finish is shown instead."""
-    lost = {m.group(1): line for line in lines if (m := _LOST_ID.match(line))}
+    lost = {job: line for line in lines if (job := inbox.lost_job_id(line)) is not None}
     if not lost:
         return set()
-    finished = {line[7:line.find(b'"', 7)].removesuffix(b":finish") for line in lines
-                if line.startswith(b'{"id":"') and b':finish","job":"' in line[:300]}
+    finished = {job for line in lines if (job := inbox.finished_job_id(line)) is not None}
     return {line for job, line in lost.items() if job in finished}
 
 

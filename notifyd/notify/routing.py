@@ -6,7 +6,7 @@ reads), whatever else happens. For each URL (a push target):
     failure` or `--notify failure` for a success, a success shorter than
     `min_duration`; a job of a group (`pingch -g`) is told in its group's
     summary instead;
-  * tags decide what the URL takes (sender.Target.wants): `failure` only
+  * tags decide what the URL takes (targets.Target.wants): `failure` only
     failures, `digest` only digests and group summaries;
   * the first `digest_after` jobs in `digest_window` go out one message each;
     later ones wait in the URL's batch, which becomes one digest once no job
@@ -14,23 +14,26 @@ reads), whatever else happens. For each URL (a push target):
   * at most `rate` messages a minute leave for the URL (a token bucket);
     the rest wait in the outbox, nothing is dropped.
 All of it lives in the state file, so a restart or a takeover by a watcher
-on another host keeps the windows, batches, groups and budgets.
+on another host keeps the windows, batches, groups and budgets. Every
+function takes the round's `now`: the rules can be tested with a fixed clock
+(tests/notify/test_routing_rules.py).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from notifyd.config import Config
-from notifyd.notify import message
+from notifyd.notify import inbox, message
 from notifyd.notify.targets import INBOX_KEY, Target
+from notifyd.records import Batch, Budget, Group, GroupMember, OutboxEntry
 from notifyd.state import State
 
 # Fields of a finish event a digest line or `notifyd jobs` needs: batches and
 # groups keep only these, so a burst of 1,000 jobs keeps the state small.
 _COMPACT = ("job", "title", "host", "pid", "exit", "signal", "duration", "start_ts", "ts", "group",
             "maxrss_kb", "exit_unknown", "unwatched", "lost", "oom", "mem_total_kb")
+_BAD = inbox.BAD_OUTCOMES
 
 
 def is_silent(ev: dict[str, Any], failed: bool, config: Config) -> bool:
@@ -47,25 +50,15 @@ def is_silent(ev: dict[str, Any], failed: bool, config: Config) -> bool:
             and duration < config.min_duration)
 
 
-def job_info(ev: dict[str, Any], silent: bool) -> dict[str, Any]:
-    """What the inbox keeps of a job for `notifyd jobs` (see notifyd/notify/history.py)."""
-    return {
-        "host": ev.get("host"), "pid": ev.get("pid"), "title": ev.get("title"),
-        "group": ev.get("group"), "outcome": message.job_state(ev), "exit": ev.get("exit"),
-        "signal": ev.get("signal"), "duration": ev.get("duration"), "maxrss_kb": ev.get("maxrss_kb"),
-        "start_ts": ev.get("start_ts"), "end_ts": ev.get("ts"), "silent": silent,
-    }
-
-
 def compact(ev: dict[str, Any]) -> dict[str, Any]:
     return {k: ev[k] for k in _COMPACT if ev.get(k) is not None}
 
 
-def _entry(entry_id: str, jobs: list[str], msg: message.Message, targets: list[str],
-           **extra: Any) -> dict[str, Any]:
-    return {"id": entry_id, "job": jobs[0] if len(jobs) == 1 else "", "jobs": jobs,
-            "title": msg.title, "body": msg.body, "kind": msg.kind, "created": round(time.time(), 3),
-            "targets": targets, **extra}
+def _entry(entry_id: str, jobs: list[str], msg: message.Message, targets: list[str], now: float,
+           **extra: Any) -> OutboxEntry:
+    return OutboxEntry(id=entry_id, job=jobs[0] if len(jobs) == 1 else "", jobs=jobs, title=msg.title,
+                       body=msg.body, severity=msg.kind, created=round(now, 3), targets=targets,
+                       **extra)
 
 
 def push_targets(targets: list[Target]) -> list[Target]:
@@ -76,8 +69,7 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
               ev: dict[str, Any], msg: message.Message, now: float) -> None:
     """Route one finished (or lost) job: inbox record, single messages, batches, its group."""
     job = str(ev["job"])
-    result = message.job_state(ev)
-    failed = result in ("failed", "lost")
+    failed = message.job_state(ev) in _BAD
     group = ev.get("group")
     silent = is_silent(ev, failed, config)
     singles: list[str] = []
@@ -89,79 +81,93 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
                 continue
             recent = [t for t in state.recent.get(target.key, []) if now - t < config.digest_window]
             if target.digests_only or len(recent) >= config.digest_after:
-                batch = state.batches.setdefault(target.key, {"opened": now, "last": now, "jobs": []})
-                batch["jobs"].append(compact(ev))
-                batch["last"] = now
+                batch = state.batches.setdefault(target.key, Batch(opened=now, last=now))
+                batch.jobs.append(compact(ev))
+                batch.last = now
             else:
                 recent.append(now)
                 singles.append(target.key)
             state.recent[target.key] = recent
-    extra: dict[str, Any] = {"info": job_info(ev, silent)}
-    if msg.attach:
-        extra["attach"] = msg.attach
-    state.outbox.append(_entry(entry_id, [job], msg, [INBOX_KEY, *singles], **extra))
+    state.outbox.append(_entry(entry_id, [job], msg, [INBOX_KEY, *singles], now,
+                               info=inbox.job_summary(ev, silent), attach=msg.attach))
 
 
 def job_started(state: State, targets: list[Target], config: Config, ev: dict[str, Any],
                 now: float) -> None:
     """A start: counted in its group; announced only with notify_start = yes."""
     if ev.get("group"):
-        group = state.groups.setdefault(str(ev["group"]), {"opened": now, "changed": now, "jobs": {}})
-        group["jobs"].setdefault(str(ev["job"]), None)
-        group["changed"] = now
+        group = state.groups.setdefault(str(ev["group"]), Group(opened=now, changed=now))
+        group.jobs.setdefault(str(ev["job"]), None)
+        group.changed = now
         return
     if not config.notify_start or (ev.get("notify") or "all") != "all":
         return
     keys = [t.key for t in push_targets(targets) if t.wants("start", failed=False)]
     if keys:
-        state.outbox.append(_entry(f"{ev['job']}:start", [str(ev["job"])], message.started(ev), keys))
+        state.outbox.append(_entry(f"{ev['job']}:start", [str(ev["job"])], message.started(ev), keys,
+                                   now))
 
 
 def already_told(state: State, ev: dict[str, Any]) -> None:
     """A re-read finish told long ago: its re-read start must not hold its group open."""
     group = state.groups.get(str(ev.get("group") or ""))
-    if group and group["jobs"].get(str(ev["job"]), "") is None:
-        del group["jobs"][str(ev["job"])]
+    job = str(ev["job"])
+    if group and job in group.jobs and group.jobs[job] is None:
+        del group.jobs[job]
 
 
 def _group_job_ended(state: State, name: str, ev: dict[str, Any], now: float) -> None:
-    group = state.groups.setdefault(name, {"opened": now, "changed": now, "jobs": {}})
-    group["jobs"][str(ev["job"])] = {"title": ev.get("title"), "host": ev.get("host"),
-                                     "outcome": message.job_state(ev), "duration": ev.get("duration"),
-                                     "exit": ev.get("exit"), "signal": ev.get("signal")}
-    group["changed"] = now
+    group = state.groups.setdefault(name, Group(opened=now, changed=now))
+    duration, code, sig = ev.get("duration"), ev.get("exit"), ev.get("signal")
+    group.jobs[str(ev["job"])] = GroupMember(
+        outcome=message.job_state(ev), title=ev.get("title"), host=ev.get("host"),
+        duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool)
+        else None,
+        exit=code if isinstance(code, int) and not isinstance(code, bool) else None,
+        signal=sig if isinstance(sig, int) and not isinstance(sig, bool) else None)
+    group.changed = now
 
 
 def flush(state: State, targets: list[Target], config: Config, now: float) -> bool:
     """Turn due batches into digests and finished groups into summaries; True if any."""
+    return _flush_batches(state, targets, config, now) | _flush_groups(state, targets, config, now)
+
+
+def _flush_batches(state: State, targets: list[Target], config: Config, now: float) -> bool:
     by_key = {t.key: t for t in targets}
     changed = False
     for key, batch in list(state.batches.items()):
-        if now - batch["last"] < config.digest_quiet and now - batch["opened"] < config.digest_window:
+        if now - batch.last < config.digest_quiet and now - batch.opened < config.digest_window:
             continue
         target = by_key.get(key)
-        msg = message.digest(batch["jobs"], target.limit if target else config.max_length or 2000)
-        jobs = [str(j.get("job")) for j in batch["jobs"]]
-        state.outbox.append(_entry(f"digest:{key}:{batch['opened']}", jobs, msg, [key]))
+        msg = message.digest(batch.jobs, target.limit if target else config.max_length or 2000)
+        jobs = [str(j.get("job")) for j in batch.jobs]
+        state.outbox.append(_entry(f"digest:{key}:{batch.opened}", jobs, msg, [key], now))
         # A digest counts as one message in the window, like a single one.
         state.recent.setdefault(key, []).append(now)
         del state.batches[key]
         changed = True
+    return changed
+
+
+def _flush_groups(state: State, targets: list[Target], config: Config, now: float) -> bool:
+    by_key = {t.key: t for t in targets}
+    changed = False
     for name, group in list(state.groups.items()):
-        members = group["jobs"]
-        if not members:
+        if not group.jobs:
             del state.groups[name]  # only re-read history was in it
             continue
-        if any(v is None for v in members.values()):
+        ended = [m for m in group.jobs.values() if m is not None]
+        if len(ended) < len(group.jobs):
             continue  # some still run (lost detection ends the ones that never finish)
-        if now - group["changed"] < config.group_wait:
+        if now - group.changed < config.group_wait:
             continue  # a loop may still be adding jobs: see README "Groups"
-        failed = any(v["outcome"] in ("failed", "lost") for v in members.values())
+        failed = any(m.outcome in _BAD for m in ended)
         keys = [t.key for t in push_targets(targets) if t.wants("group", failed)]
         limit = min([by_key[k].limit for k in keys], default=config.max_length or 2000)
-        msg = message.group_done(name, list(members.values()), limit)
-        state.outbox.append(_entry(f"group:{name}:{group['opened']}", list(members), msg,
-                                   [INBOX_KEY, *keys]))
+        msg = message.group_done(name, [m.to_json() for m in ended], limit)
+        state.outbox.append(_entry(f"group:{name}:{group.opened}", list(group.jobs), msg,
+                                   [INBOX_KEY, *keys], now))
         del state.groups[name]
         changed = True
     return changed
@@ -172,10 +178,10 @@ def may_send(state: State, key: str, config: Config, now: float) -> bool:
     if key == INBOX_KEY:
         return True
     capacity = max(1.0, config.rate_per_min)
-    bucket = state.budget.get(key) or {"tokens": capacity, "at": now}
-    tokens = min(capacity, bucket["tokens"] + max(0.0, now - bucket["at"]) * config.rate_per_min / 60)
+    bucket = state.budget.get(key) or Budget(tokens=capacity, at=now)
+    tokens = min(capacity, bucket.tokens + max(0.0, now - bucket.at) * config.rate_per_min / 60)
     if tokens < 1:
-        state.budget[key] = {"tokens": tokens, "at": now}
+        state.budget[key] = Budget(tokens=tokens, at=now)
         return False
-    state.budget[key] = {"tokens": tokens - 1, "at": now}
+    state.budget[key] = Budget(tokens=tokens - 1, at=now)
     return True

@@ -1,9 +1,14 @@
 """Where notifications go: the local inbox always, and each configured Apprise URL.
 
+    class Target:
+        key: str                      # its name in the state file (a hash, never the URL)
+        def send(self, entry) -> Sent
+
 Each URL is its own target with its own key, so a failing Matrix server is
 retried without sending the same message to Discord twice. Apprise is
 imported only when some URL is configured (it costs ~90 ms and ~8 MB, plus
-each plugin used: see notifyd/notify/apprise_urls.py).
+each plugin used: see notifyd/notify/apprise_urls.py). Tests use a
+recording target in their place (tests/notify/).
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from notifyd import fsutil
 from notifyd.config import Config
 from notifyd.errors import ExitStatus, NotifydError
-from notifyd.notify import apprise_urls
+from notifyd.notify import apprise_urls, inbox
+from notifyd.records import OutboxEntry
 
 INBOX_KEY = "inbox"
 
@@ -105,17 +111,30 @@ def hint(status: int | None) -> str:
     return "retried with backoff"
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What one send came to: delivered, or why not (and the service's answer, when known)."""
+
+    ok: bool
+    detail: str = ""  # what went wrong, secrets scrubbed
+    status: int | None = None  # the HTTP or SMTP status the service answered
+
+    @property
+    def permanent(self) -> bool:
+        """No retry will change this answer (see PERMANENT)."""
+        return not self.ok and self.status in PERMANENT
+
+
 class Target:
     """One place a notification is delivered to."""
 
     key: str
     display: str  # safe to print and log: secrets masked
-    last_status: int | None = None  # what the service answered to the last send, when known
     tags: frozenset[str] = frozenset()
     limit: int = DEFAULT_LIMIT  # characters per message, title included
 
-    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
-        """Deliver one outbox entry; (True, '') or (False, what went wrong)."""
+    def send(self, entry: OutboxEntry) -> Sent:
+        """Deliver one outbox entry."""
         raise NotImplementedError
 
     def wants(self, kind: str, failed: bool) -> bool:
@@ -173,27 +192,14 @@ class InboxTarget(Target):
         self.path = inbox_dir / f"{host}.jsonl"
         self.inbox_dir = inbox_dir
 
-    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
-        import json
-
-        record: dict[str, Any] = {
-            "id": entry["id"],
-            "job": entry.get("job", ""),
-            "time": round(time.time(), 3),
-            "kind": entry["kind"],
-            "title": entry["title"],
-            "body": entry["body"],
-        }
-        if entry.get("info"):
-            record["info"] = entry["info"]  # what `notifyd jobs` lists (routing.job_info)
+    def send(self, entry: OutboxEntry) -> Sent:
         try:
-            # ASCII escapes: a command line's undecodable bytes (lone
-            # surrogates) stay valid UTF-8 on disk.
-            line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
-            fsutil.append_line(self.path, line.encode())
-        except OSError as exc:
-            return False, f"cannot write {self.path}: {exc}"
-        return True, ""
+            inbox.append(self.path, inbox.encode(
+                entry.id, job=entry.job, time=time.time(), kind=entry.severity, title=entry.title,
+                body=entry.body, info=entry.info))
+        except (OSError, ValueError) as exc:
+            return Sent(False, f"cannot write {self.path}: {exc}")
+        return Sent(True)
 
 
 class _Capture(logging.Handler):
@@ -246,39 +252,38 @@ class AppriseTarget(Target):
             text = text.replace(secret, "****")
         return text
 
-    def send(self, entry: dict[str, Any]) -> tuple[bool, str]:
+    def send(self, entry: OutboxEntry) -> Sent:
         from notifyd.notify import message
 
         apprise = _apprise()
         # Cut to this service's length (Discord: 2,000 characters with the
         # title) here, not by Apprise: its split would send several messages
         # and its truncation can cut a line in half.
-        body = entry["body"]
+        body = entry.body
         attach = None
-        if entry.get("attach"):
+        if entry.attach:
             if getattr(self.plugin, "attachment_support", False):
-                attach = apprise.AppriseAttachment(entry["attach"])
+                attach = apprise.AppriseAttachment(entry.attach)
             else:
-                body += "\n" + message.attach_note(entry["attach"], "this service takes none")
-        fitted = message.fit(message.Message(entry["title"], body, entry["kind"]), self.limit)
+                body += "\n" + message.attach_note(entry.attach, "this service takes none")
+        fitted = message.fit(message.Message(entry.title, body, entry.severity), self.limit)
         body = fitted.body
         if "matrix" in apprise_urls.protocols(self.plugin):
             body = hard_breaks(body)
-        self.last_status = None
         with _captured() as capture:
             try:
                 ok = bool(self.plugin.notify(
                     body=body, title=fitted.title,
-                    notify_type=apprise.NotifyType(entry["kind"]),
+                    notify_type=apprise.NotifyType(entry.severity),
                     body_format=apprise.NotifyFormat.MARKDOWN,
                     attach=attach,
                 ))
             except Exception as exc:  # a plugin bug must not stop the watcher
-                return False, self.scrub(f"{type(exc).__name__}: {exc}")
+                return Sent(False, self.scrub(f"{type(exc).__name__}: {exc}"))
         if ok:
-            return True, ""
-        self.last_status = answered(capture.messages)
-        return False, self.scrub("; ".join(capture.messages[-2:])) or "the service did not accept it"
+            return Sent(True)
+        detail = self.scrub("; ".join(capture.messages[-2:])) or "the service did not accept it"
+        return Sent(False, detail, answered(capture.messages))
 
 
 def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
@@ -314,125 +319,3 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
             seen.add(target.key)
             unique.append(target)
     return unique
-
-
-def inbox_job_ids(inbox_dir: Path) -> set[str]:
-    """Every job id the inbox holds a notification for."""
-    return {str(r["job"]) for r in read_inbox(inbox_dir) if r.get("job")}
-
-
-def read_inbox(inbox_dir: Path, last: int | None = None) -> list[dict[str, Any]]:
-    """Inbox records from every host's file, oldest first, each id once.
-
-    With `last`, only the newest `last`: each file is read backwards from
-    its end, so listing the latest stays instant after a million jobs.
-    """
-    records: dict[str, dict[str, Any]] = {}
-    if not inbox_dir.is_dir():
-        return []
-    for path in sorted(inbox_dir.glob("*.jsonl")):
-        with path.open("rb") as f:
-            found = _records(f) if last is None else _last_records(f, last)
-            for record in found:
-                records.setdefault(str(record["id"]), record)
-    ordered = sorted(records.values(), key=_time)
-    return ordered if last is None else ordered[-last:]
-
-
-_TIME = re.compile(rb'"time":\s*(-?[0-9][0-9.eE+-]*)')
-
-
-def line_time(line: bytes) -> float:
-    """An inbox line's "time" without parsing it: the record's own comes first (id, job, time)."""
-    found = _TIME.search(line)
-    try:
-        return float(found.group(1)) if found else 0.0
-    except ValueError:
-        return 0.0
-
-
-def inbox_window(inbox_dir: Path, since: float) -> list[bytes]:
-    """The raw inbox lines at or after `since`, oldest first, every host's file merged.
-
-    Each file is read backwards until a line older than `since`: the cost is
-    the window's size, not the history's. `notifyd jobs` parses only the lines
-    it shows.
-    """
-    per_file: list[list[bytes]] = []
-    for path in sorted(inbox_dir.glob("*.jsonl")) if inbox_dir.is_dir() else []:
-        with path.open("rb") as f:
-            pos = f.seek(0, 2)
-            block, data = 64 * 1024, b""
-            while pos > 0:
-                step = min(block, pos)
-                pos -= step
-                f.seek(pos)
-                data = f.read(step) + data
-                parts = data.split(b"\n", 2)
-                if pos and len(parts) < 3:
-                    continue  # no whole line yet in what was read
-                first = parts[1 if pos else 0]
-                if first and line_time(first) < since:
-                    break
-                block *= 2
-        lines = data.split(b"\n")[1 if pos else 0:]
-        # Lines are in time order within a file: skip the old ones by bisection.
-        lo, hi = 0, len(lines)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if lines[mid] and line_time(lines[mid]) < since:
-                lo = mid + 1
-            else:
-                hi = mid
-        per_file.append([line for line in lines[lo:] if line.strip()])
-    if len(per_file) == 1:
-        return per_file[0]
-    return sorted((line for lines in per_file for line in lines), key=line_time)
-
-
-def _time(record: dict[str, Any]) -> float:
-    try:
-        return float(record.get("time", 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def parse_record(line: bytes) -> dict[str, Any] | None:
-    """One inbox line as a record, None if it is not one."""
-    import json
-
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and "id" in record else None
-
-
-def _records(f: Any) -> Iterator[dict[str, Any]]:
-    for line in f:
-        record = parse_record(line)
-        if record is not None:
-            yield record
-
-
-def _last_records(f: Any, count: int) -> list[dict[str, Any]]:
-    """The last `count` good records of an open file, reading blocks from the end.
-
-    One watcher at a time appends to a host's file, so its records are in
-    time order and the newest are at the end.
-    """
-    pos = f.seek(0, 2)
-    block = 64 * 1024
-    data = b""
-    while True:
-        step = min(block, pos)
-        pos -= step
-        f.seek(pos)
-        data = f.read(step) + data
-        lines = data.split(b"\n")
-        # The first piece may be a line cut by the block boundary.
-        whole = lines if pos == 0 else lines[1:]
-        good = [r for r in map(parse_record, whole) if r is not None]
-        if len(good) >= count or pos == 0:
-            return good[-count:]
-        block *= 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from notifyd import paths
+from notifyd import fsutil, paths
 from notifyd.watcher import lease
 
 
@@ -65,7 +65,7 @@ def start_watcher(state_dir: str, host: str, careful: bool) -> int:
     lease_dir = os.path.join(state_dir, "lease")
     if careful:
         info = lease.current(lease_dir)
-        if info is not None and not lease.is_stale(info, host, lease.server_now(lease_dir, host)):
+        if info is not None and not lease.is_stale(info, host, fsutil.server_now(lease_dir, host)):
             return 0
     elif lease.quick_live(lease_dir, host):
         return 0

@@ -13,8 +13,8 @@ sequence of generation files, lease/lease.<N>:
 * a candidate may create N+1 only when lease.<N> is released, or its holder is
   on this host and its process is gone, or it has not been rewritten for
   `timeout` seconds. That age is measured in the file server's clock (the
-  mtime of a probe file we write now minus the lease file's mtime), so hosts
-  whose clocks disagree still agree on it;
+  mtime of a probe file we write now minus the lease file's mtime:
+  fsutil.server_now), so hosts whose clocks disagree still agree on it;
 * a holder that sees any generation above its own, or its file gone, has lost
   and must stop before sending anything more.
 
@@ -28,6 +28,7 @@ import os
 import time
 
 from notifyd import fsutil
+from notifyd.fsutil import server_now
 
 PREFIX = "lease."
 STOP_PREFIX = "stop."
@@ -130,32 +131,6 @@ def holder_process_alive(info: LeaseInfo) -> bool:
         return False
     start = process_start(info.pid)
     return bool(start) and (not info.pid_start or start == info.pid_start)
-
-
-def server_now(lease_dir: str, host: str) -> float:
-    """The file server's clock, read as the mtime of a file we write now.
-
-    Data writes get their mtime from the server on NFS (WRITE) and sshfs
-    (sftp write), unlike utime(), which FUSE fills in from the client's clock.
-    """
-    # A random name created exclusively: the directory may be shared (the
-    # procs dir), and a FIFO planted at a guessable name would hang us.
-    path = os.path.join(lease_dir, f".probe.{host}.{os.getpid()}.{os.urandom(6).hex()}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(fd, b"probe\n")
-        os.fsync(fd)
-        # Close first: an NFS client reports the server's mtime after it flushed.
-        os.close(fd)
-        fd = -1
-        return os.stat(path).st_mtime
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
 
 
 def is_stale(info: LeaseInfo, host: str, now_on_server: float) -> bool:

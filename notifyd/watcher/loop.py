@@ -1,12 +1,18 @@
-"""The watcher: one per user across all hosts; reads the spools, sends notifications.
+"""The watcher: one per user across all hosts; reads the job sources, sends notifications.
 
-Each round, every `poll_interval`:
+Each round, every `poll_interval` (or at once when pingch on this host pokes
+the wake-up FIFO), with the round's clock read once and passed down:
   1. heartbeat the lease (stop at once if another watcher holds it now);
-  2. read new lines of events/*.jsonl and ~/.pingchilling, pair starts and
-     finishes, put a notification for each finished job in the outbox;
-  3. save the state (before anything is sent);
-  4. deliver due outbox entries to every target, journalling each success;
-     a failing target backs off exponentially and its entries wait.
+  2. reload the config if the file changed;
+  3. poll every source that is due (sources/: the spool files, the legacy
+     file), pair starts and finishes, route a notification for each
+     finished job into the outbox; save the state before anything is sent;
+  4. every 30 s, judge running jobs lost (lost.py); save;
+  5. turn due digest batches and finished groups into messages; save;
+  6. deliver due outbox entries (delivery.py), journalling each success;
+     save what was delivered or given up.
+Every save checks the lease first (`_save`): a watcher that lost its lease
+writes nothing more.
 """
 
 from __future__ import annotations
@@ -17,40 +23,44 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from notifyd import state
+from notifyd import fsutil, state
 from notifyd.config import Config
 from notifyd.config import load as load_config
-from notifyd.errors import NotifydError
-from notifyd.nodes import reader as nodeview
-from notifyd.notify import message, routing
-from notifyd.notify import targets as sender
+from notifyd.errors import NotifydError, StateFileError
+from notifyd.nodes import reader as nodes
+from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
-from notifyd.spool import legacy, wake
-from notifyd.spool.events import decode
-from notifyd.spool.reader import Cursor, read_new
+from notifyd.records import RunningJob
+from notifyd.spool import wake
 from notifyd.watcher import lease, lost
+from notifyd.watcher.delivery import Delivery
+from notifyd.watcher.sources.base import EventSource
+from notifyd.watcher.sources.legacy import LegacyFile
+from notifyd.watcher.sources.spool import shown, spool_files
 
 log = logging.getLogger("notifyd")
-LEGACY_KEY = "legacy:.pingchilling"
 WAKE_SETTLE = 0.02  # seconds between a poke and the round it triggers
 # A finish this close to (or before) the state's done_horizon is checked
 # against the inbox: host clocks may be a little off the watcher's.
 HORIZON_MARGIN = 86400.0
 INBOX_IDS_FOR = 600.0  # seconds the inbox's job ids stay loaded after they were needed
+LOST_CHECK_EVERY = 30.0
 
 
 def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> None:
     """A size-bounded log per host; never a secret (URLs are logged masked only)."""
     paths.private_dir(paths.log_dir)
     handler = logging.handlers.RotatingFileHandler(
-        paths.log_file(host), maxBytes=max(4096, max_bytes // 2), backupCount=1, encoding="utf-8"
+        paths.log_file(host), maxBytes=max(4096, max_bytes // 2), backupCount=1, encoding="utf-8",
+        errors="backslashreplace",  # a file name that is not UTF-8 must not lose the record
     )
     fmt = logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s")
     handler.setFormatter(fmt)
     # Only our logger writes here; Apprise's words reach the log through
-    # sender, with the URL's secret parts scrubbed.
+    # targets, with the URL's secret parts scrubbed.
     log.handlers = [handler]
     log.setLevel(logging.INFO)
     log.propagate = False
@@ -60,21 +70,88 @@ def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> N
         log.addHandler(err)
 
 
+class Clock:
+    """The watcher's clocks: wall time, a monotonic one for intervals, and the file server's.
+
+    The file server's is read by writing a probe file (fsutil.server_now),
+    so a round reads it at most once and only when it needs it (Round).
+    Tests pass a Clock of their own with fixed times.
+    """
+
+    def __init__(self, server_dir: str, host: str) -> None:
+        self._dir, self._host = server_dir, host
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def server_time(self) -> float:
+        return fsutil.server_now(self._dir, self._host)
+
+
+class Round:
+    """One round's clocks, read once: `now`, and the server's time the first time it is asked."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.now = clock.time()
+        self.tick = clock.monotonic()
+        self._clock = clock
+        self._server: float | None = None
+
+    @property
+    def server_now(self) -> float:
+        if self._server is None:
+            self._server = self._clock.server_time()
+        return self._server
+
+
+class InboxIds:
+    """The inbox's job ids, loaded when an old finish must be looked up and kept for a while."""
+
+    def __init__(self, load: Callable[[], set[str]]) -> None:
+        self._load = load
+        self._ids: set[str] | None = None
+        self._loaded_at = 0.0
+
+    def expire(self, tick: float) -> None:
+        if self._ids is not None and tick - self._loaded_at > INBOX_IDS_FOR:
+            self._ids = None
+
+    def contains(self, job: str, tick: float) -> bool:
+        if self._ids is None:
+            self._ids, self._loaded_at = self._load(), tick
+            log.info("looking up old finishes in the inbox (%d jobs)", len(self._ids))
+        return job in self._ids
+
+    def add(self, job: str) -> None:
+        """A job told now: if the ids are loaded, they must know it as the inbox soon will."""
+        if self._ids is not None:
+            self._ids.add(job)
+
+
 class Watcher:
-    def __init__(self, paths: Paths, host: str, config: Config) -> None:
+    def __init__(self, paths: Paths, host: str, config: Config, *, clock: Clock | None = None,
+                 fence: lease.Lease | None = None, sources: Sequence[EventSource] | None = None,
+                 targets_: list[targets.Target] | None = None) -> None:
+        """`fence`, `sources`, `targets_` and `clock` default to the real ones; tests pass fakes."""
         self.paths = paths
         self.host = host
         self.config = config
-        self.lease = lease.Lease(str(paths.lease_dir), host, config.lease_timeout)
+        self.lease = fence or lease.Lease(str(paths.lease_dir), host, config.lease_timeout)
+        self.clock = clock or Clock(str(paths.lease_dir), host)
         self.state = state.State()
         self.journal = state.Journal(paths.journal_dir, host)
-        self.targets: list[sender.Target] = []
+        self.delivery = Delivery(self.journal, self.lease, self._save)
+        self.targets: list[targets.Target] = targets_ or []
+        self._given_targets = targets_ is not None
+        self._given_sources = list(sources) if sources is not None else None
         self.stopping = False
         self._config_stamp = self._stamp()
         self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
-        self._unsaved = False  # a delivery failed for good since the last save
-        self._inbox_ids: tuple[float, set[str]] | None = None  # (loaded at, ids), see told_before
+        self.inbox_ids = InboxIds(self._told_ids)
         self._next_lost_check = 0.0
 
     # -- start and stop -------------------------------------------------------
@@ -107,24 +184,11 @@ class Watcher:
 
     def start(self) -> None:
         """Load state and targets once the lease is ours."""
-        try:
-            self.state = state.load(self.paths.state_file, self.paths.journal_dir)
-        except state.StateFileError as exc:
-            aside = self.paths.state_file.with_name(f"watcher-state.broken-{int(time.time())}.json")
-            os.replace(self.paths.state_file, aside)
-            log.error("%s; moved it to %s and rebuilding from the inbox", exc, aside)
-            self.state = state.State()
+        self.state = self._load_state()
         if not self.state.cursors:
-            # No usable state (first start, or lost): every job the inbox
-            # already holds was notified, so re-reading the spools from the
-            # top must not announce it again. Jobs not in it are news. Oldest
-            # first, so `done` keeps the newest and done_horizon covers the rest.
-            known = [r for r in sender.read_inbox(self.paths.inbox_dir) if r.get("job")]
-            for record in known:
-                self.state.remember_done(str(record["job"]), float(record.get("time") or 0.0))
-            if known:
-                log.warning("no saved state: rebuilt %d finished jobs from the inbox", len(known))
-        self.targets = sender.build_targets(self.config, self.paths.inbox_dir, self.host)
+            self._rebuild_done_from_inbox()
+        if not self._given_targets:
+            self.targets = targets.build_targets(self.config, self.paths.inbox_dir, self.host)
         self._log_orphans()
         fifo = self.paths.wake_fifo(self.host)
         self._fifo = wake.listen(str(self.paths.private_dir(fifo.parent) / fifo.name))
@@ -138,6 +202,33 @@ class Watcher:
             f" (took over from {took.host} pid {took.pid})" if took else "",
             ", ".join(t.display for t in self.targets),
         )
+
+    def _load_state(self) -> state.State:
+        try:
+            loaded = state.load(self.paths.state_file, self.paths.journal_dir)
+        except StateFileError as exc:
+            aside = self.paths.state_file.with_name(f"watcher-state.broken-{int(time.time())}.json")
+            os.replace(self.paths.state_file, aside)
+            log.error("%s; moved it to %s and rebuilding from the inbox", exc, aside)
+            return state.State()
+        for problem in loaded.problems:
+            log.warning("skipped a record of %s: %s", self.paths.state_file, problem)
+        return loaded
+
+    def _rebuild_done_from_inbox(self) -> None:
+        """No usable state (first start, or lost): the inbox's jobs were all told already.
+
+        Re-reading the spools from the top must not announce them again; jobs
+        not in it are news. Oldest first, so `done` keeps the newest and
+        done_horizon covers the rest.
+        """
+        known = [r for r in inbox.read(self.paths.inbox_dir) if r.get("job")]
+        for record in known:
+            when = record.get("time")
+            ts = float(when) if isinstance(when, (int, float)) and abs(when) < 1e15 else 0.0
+            self.state.remember_done(str(record["job"]), ts)
+        if known:
+            log.warning("no saved state: rebuilt %d finished jobs from the inbox", len(known))
 
     def run(self) -> int:
         """The main loop; returns when stopped or when the lease is lost."""
@@ -168,8 +259,7 @@ class Watcher:
                         "sending or saving anything more", exc)
             return 0
         try:
-            self.lease.check()
-            self.save()
+            self._save()
             self.lease.release()
         except lease.LeaseLost:
             return 0
@@ -179,25 +269,21 @@ class Watcher:
         return 0
 
     def round(self) -> None:
-        """One pass: read new events, save, deliver, save what was delivered."""
-        if self._inbox_ids and time.monotonic() - self._inbox_ids[0] > INBOX_IDS_FOR:
-            self._inbox_ids = None  # a long history's ids, needed for a re-read now over
+        """One pass: read new events, save, judge lost jobs, flush, deliver, save what was delivered."""
+        moment = Round(self.clock)
+        self.inbox_ids.expire(moment.tick)
         self._maybe_reload_config()
-        if self.ingest():
-            self.lease.check()
-            self.save()
-        if time.monotonic() >= self._next_lost_check:
-            self._next_lost_check = time.monotonic() + min(30.0, self.config.lost_grace)
-            if self.find_lost():
-                self.lease.check()
-                self.save()
-        if routing.flush(self.state, self.targets, self.config, time.time()):
-            self.lease.check()
-            self.save()
-        self.deliver()
-        if self.journal.lines or self._unsaved:
-            self.lease.check()
-            self.save()
+        if self.ingest(moment):
+            self._save()
+        if moment.tick >= self._next_lost_check:
+            self._next_lost_check = moment.tick + min(LOST_CHECK_EVERY, self.config.lost_grace)
+            if self.find_lost(moment):
+                self._save()
+        if routing.flush(self.state, self.targets, self.config, moment.now):
+            self._save()
+        self.delivery.run(self.state, self.targets, self.config, moment.now)
+        if self.journal.lines or self.delivery.unsaved:
+            self._save()
 
     def _sleep(self, seconds: float) -> None:
         # A signal writes to the wake-up pipe, so `notifyd stop` is not kept
@@ -216,10 +302,12 @@ class Watcher:
             time.sleep(WAKE_SETTLE)
             wake.drain(self._fifo)
 
-    def save(self) -> None:
+    def _save(self) -> None:
+        """Save the state, fenced: only while the lease is still ours (raises LeaseLost if not)."""
+        self.lease.check()
         state.save(self.state, self.paths.state_file, self.paths.journal_dir)
-        self.journal.lines = 0
-        self._unsaved = False
+        self.journal.clear()
+        self.delivery.unsaved = False
 
     # -- configuration --------------------------------------------------------
     def _maybe_reload_config(self) -> None:
@@ -229,14 +317,15 @@ class Watcher:
         self._config_stamp = stamp
         try:
             config = load_config(self.paths.config_file)
-            targets = sender.build_targets(config, self.paths.inbox_dir, self.host)
+            new = (self.targets if self._given_targets
+                   else targets.build_targets(config, self.paths.inbox_dir, self.host))
         except NotifydError as exc:
             log.error("config changed but is not usable, keeping the previous one: %s", exc.message)
             return
-        self.config, self.targets = config, targets
+        self.config, self.targets = config, new
         self.lease.timeout = config.lease_timeout
         self._log_orphans()
-        log.info("config reloaded; targets: %s", ", ".join(t.display for t in targets))
+        log.info("config reloaded; targets: %s", ", ".join(t.display for t in new))
 
     def _log_orphans(self) -> None:
         """Say when pending deliveries wait for a URL that is not configured now.
@@ -246,92 +335,67 @@ class Watcher:
         away they are given up after retry_for, like any failing delivery.
         """
         keys = {t.key for t in self.targets}
-        waiting = sum(1 for e in self.state.outbox for k in e["targets"] if k not in keys)
+        waiting = sum(1 for e in self.state.outbox for k in e.targets if k not in keys)
         if waiting:
             log.warning("%d pending deliveries wait for URLs that are not configured now; "
                         "they are kept for retry_for, then given up", waiting)
 
-    # -- reading the spools ---------------------------------------------------
-    def ingest(self) -> bool:
-        """Read every new event; True when the state changed."""
+    # -- reading the sources ----------------------------------------------------
+    def sources(self) -> list[EventSource]:
+        """This round's sources: every host's spool file, the legacy file if there is one."""
+        if self._given_sources is not None:
+            return self._given_sources
+        found: list[EventSource] = list(spool_files(str(self.paths.events_dir)))
+        legacy = LegacyFile(self.config.legacy_file)
+        if legacy.exists():
+            found.append(legacy)
+        return found
+
+    def ingest(self, moment: Round | None = None) -> bool:
+        """Poll every due source; True when the state changed."""
+        moment = moment or Round(self.clock)
         changed = False
-        try:
-            entries = sorted(os.scandir(self.paths.events_dir), key=lambda e: e.name)
-        except FileNotFoundError:
-            entries = []
-        for entry in entries:
-            if entry.name.endswith(".jsonl") and entry.is_file(follow_symlinks=False):
-                changed |= self._read_file(f"events/{entry.name}", entry.path, self._spool_line)
-        legacy_path = self.config.legacy_file
-        if legacy_path and os.path.isfile(legacy_path):
-            changed |= self._read_file(LEGACY_KEY, legacy_path, self._legacy_line, follow=True)
+        for source in self.sources():
+            if not source.due(moment.now):
+                continue
+            before = self.state.cursors.get(source.key)
+            polled = source.poll(before, moment.now)
+            for warning in polled.warnings:
+                log.warning("%s", warning)
+            self.state.stats.malformed += polled.malformed
+            for job, ts in polled.history:
+                # Remembered, so a trimmed and re-read file does not announce it.
+                self.state.remember_done(job, ts)
+            for ev in polled.events:
+                self._take(ev, source, moment)
+            self.state.cursors[source.key] = polled.cursor
+            changed |= polled.changed or polled.cursor != before
         return changed
 
-    def _read_file(self, key: str, path: str, handle: Any, follow: bool = False) -> bool:
-        cursor = self.state.cursors.get(key)
-        first_time = cursor is None
-        cursor = cursor or Cursor()
-        before = cursor.to_json()
-        chunk = read_new(path, cursor, follow_symlinks=follow)
-        if chunk.reset:
-            log.warning("%s was %s; reading it again from the top", path, chunk.reset)
-        for offset in chunk.oversized:
+    def _take(self, ev: dict[str, Any], source: EventSource, moment: Round) -> None:
+        """Handle one event; one that still breaks us is skipped and counted, never retried forever."""
+        try:
+            self.handle_event(ev, moment.now, source)
+        except Exception as exc:
+            # Valid JSON that still breaks us (absurd numbers, a bug): the
+            # event is skipped like a malformed one.
             self.state.stats.malformed += 1
-            log.warning("skipping oversized line in %s at byte %d", path, offset)
-        for offset, line in chunk.lines:
-            try:
-                handle(line, history=first_time and key == LEGACY_KEY)
-            except ValueError as exc:  # MalformedEvent, or a legacy line that is not one
-                self.state.stats.malformed += 1
-                log.warning("skipping malformed line in %s at byte %d: %s", path, offset, exc)
-            except Exception as exc:
-                # Valid JSON that still breaks us (absurd numbers, a bug): the
-                # line is skipped like a malformed one, never retried forever.
-                self.state.stats.malformed += 1
-                log.warning("skipping unusable line in %s at byte %d: %s: %s",
-                            path, offset, type(exc).__name__, exc)
-        self.state.cursors[key] = cursor
-        return cursor.to_json() != before or bool(chunk.oversized)
+            log.warning("skipping unusable event %s from %s: %s: %s", shown(str(ev.get("job"))),
+                        shown(source.key), type(exc).__name__, exc)
 
-    def _spool_line(self, line: bytes, history: bool) -> None:
-        self.handle_event(decode(line))
-
-    def _legacy_line(self, line: bytes, history: bool) -> None:
-        # On the first read of ~/.pingchilling its finished jobs are history
-        # (the old bot told about them); jobs still running are followed.
-        item = legacy.parse(line)
-        if item.kind == "start":
-            self.state.legacy_open[item.key] = {"title": item.arg, "ts": item.ts}
-            return
-        started = self.state.legacy_open.pop(item.key, None)
-        start_ts = started["ts"] if started else None
-        job = f"legacy-{item.host}-{item.pid}-{int(start_ts or item.ts)}"
-        if history:
-            # Remembered, so a trimmed and re-read file does not announce it.
-            self.state.remember_done(job, item.ts)
-            return
-        arg = item.arg.strip()
-        self.handle_event({
-            "v": 1, "ev": "finish", "legacy": True,
-            "job": job,
-            "host": item.host, "pid": item.pid,
-            "title": started["title"] if started else f"pid {item.pid}",
-            "start_ts": start_ts, "ts": item.ts,
-            "exit": int(arg) if arg.lstrip("-").isdigit() else None,
-        })
-
-    def handle_event(self, ev: dict[str, Any]) -> None:
+    def handle_event(self, ev: dict[str, Any], now: float, source: EventSource | None = None) -> None:
         job = ev["job"]
         self.state.stats.events += 1
         self.state.stats.last_event = {
             "host": ev.get("host"), "ev": ev.get("ev"), "job": job,
-            "title": ev.get("title"), "ts": ev.get("ts"), "read_at": round(time.time(), 3),
+            "title": ev.get("title"), "ts": ev.get("ts"), "read_at": round(now, 3),
         }
         if ev["ev"] == "start":
             if job not in self.state.done:
-                self.state.running[job] = {k: ev.get(k) for k in ("host", "pid", "title", "cmd", "cwd",
-                                                                   "start_ts", "user", "group")}
-                routing.job_started(self.state, self.targets, self.config, ev, time.time())
+                kind = source.kind if source else "spool"
+                owned = bool(source and source.owns_liveness)
+                self.state.running[job] = RunningJob.from_event(ev, kind, owned)
+                routing.job_started(self.state, self.targets, self.config, ev, now)
             return
         self.state.running.pop(job, None)
         self.state.missing_since.pop(job, None)
@@ -340,13 +404,12 @@ class Watcher:
             return  # already notified: a re-read spool must not repeat it
         was_lost = self.state.lost.pop(job, None)
         if was_lost:
-            ev = {**ev, "was_lost": was_lost.get("reason", "")}
+            ev = {**ev, "was_lost": was_lost.reason}
         msg = message.finished(ev)
         self.state.remember_done(job, float(ev["ts"]))
-        if self._inbox_ids is not None:
-            self._inbox_ids[1].add(job)  # the loaded ids stay the inbox's, as it gets this one
+        self.inbox_ids.add(job)
         routing.job_ended(self.state, self.targets, self.config, entry_id=f"{job}:finish", ev=ev,
-                          msg=msg, now=time.time())
+                          msg=msg, now=now)
 
     def told_before(self, job: str, ts: float) -> bool:
         """Was this job's finish notified already (it is in `done`, or old and in the inbox)?
@@ -360,122 +423,36 @@ class Watcher:
         horizon = self.state.done_horizon
         if not horizon or ts > horizon + HORIZON_MARGIN:
             return False
-        now = time.monotonic()
-        if self._inbox_ids is None or now - self._inbox_ids[0] > INBOX_IDS_FOR:
-            # With every job told so far that may not be in the file yet:
-            # those waiting in the outbox, and those in `done` (which may be
-            # dropped from it while these ids are in use).
-            ids = sender.inbox_job_ids(self.paths.inbox_dir)
-            ids.update(str(e.get("job")) for e in self.state.outbox)
-            ids.update(self.state.done)
-            self._inbox_ids = (now, ids)
-            log.info("looking up old finishes in the inbox (%d jobs)", len(self._inbox_ids[1]))
-        return job in self._inbox_ids[1]
+        return self.inbox_ids.contains(job, self.clock.monotonic())
 
-    def find_lost(self) -> bool:
+    def _told_ids(self) -> set[str]:
+        # With every job told so far that may not be in the file yet: those
+        # waiting in the outbox, and those in `done` (which may be dropped
+        # from it while these ids are in use).
+        ids = inbox.job_ids(self.paths.inbox_dir)
+        ids.update(e.job for e in self.state.outbox if e.job)
+        ids.update(self.state.done)
+        return ids
+
+    def find_lost(self, moment: Round | None = None) -> bool:
         """Report running jobs whose finish will never come; True if the state changed."""
-        if not self.state.running:
+        moment = moment or Round(self.clock)
+        if not any(not job.owned for job in self.state.running.values()):
             return False
-        nodes, _notes = nodeview.load(self.paths.procs_dir(self.config.procs_dir),
-                                      self.config.stale_after, self.host)
-        by_host = {n.host: n for n in nodes}
-        now = lease.server_now(str(self.paths.lease_dir), self.host)
-        changed = False
-        for job, info in list(self.state.running.items()):
-            host = str(info.get("host") or "")
-            node = by_host.get(host)
-            silent = now - lost.last_sign_of_life(host, str(self.paths.events_dir),
-                                                  str(self.paths.alive_dir), node, now)
-            since = self.state.missing_since.get(job)
-            reason, missing = lost.judge(info, node, silent, None if since is None else now - since,
-                                         grace=self.config.lost_grace,
-                                         silent_after=self.config.host_silent_after)
-            if missing and since is None:
-                self.state.missing_since[job] = now
-                changed = True
-            elif not missing and since is not None and not reason:
-                del self.state.missing_since[job]  # listed again: it was a race, not a loss
-                changed = True
-            if reason:
-                del self.state.running[job]
-                self.state.missing_since.pop(job, None)
-                self.state.lost[job] = {**info, "reason": reason, "at": round(now, 3)}
-                log.warning("job %s (%s on %s) is lost: %s", job, info.get("title"), host, reason)
-                routing.job_ended(self.state, self.targets, self.config, entry_id=f"{job}:lost",
-                                  ev={**info, "job": job, "lost": reason, "ts": now},
-                                  msg=message.lost(info, reason), now=time.time())
-                changed = True
+        found, _notes = nodes.load(self.paths.procs_dir(self.config.procs_dir),
+                                   self.config.stale_after, self.host)
+        evidence = lost.Evidence({n.host: n for n in found}, str(self.paths.events_dir),
+                                 str(self.paths.alive_dir), moment.server_now)
+        changed, gone = lost.sweep(self.state, evidence, grace=self.config.lost_grace,
+                                   silent_after=self.config.host_silent_after)
+        for job, item in gone:
+            info = item.job.as_event(job)
+            log.warning("job %s (%s on %s) is lost: %s", job, info.get("title"), info.get("host"),
+                        item.reason)
+            routing.job_ended(self.state, self.targets, self.config, entry_id=f"{job}:lost",
+                              ev={**info, "lost": item.reason, "ts": item.at},
+                              msg=message.lost(info, item.reason), now=moment.now)
         return changed
-
-    # -- delivering -----------------------------------------------------------
-    def deliver(self) -> None:
-        now = time.time()
-        for target in self.targets:
-            backoff = self.state.backoff.get(target.key)
-            if backoff and backoff["next_try"] > now:
-                continue
-            for entry in list(self.state.outbox):
-                if target.key not in entry["targets"]:
-                    continue
-                if not routing.may_send(self.state, target.key, self.config, time.time()):
-                    break  # this URL's budget is spent: the rest wait for the next rounds
-                self.lease.heartbeat()
-                self.lease.check()  # a watcher that lost its lease sends nothing more
-                ok, detail = target.send(entry)
-                if ok:
-                    # In memory first: if the journal cannot be written (disk
-                    # full) this watcher must still not send it again.
-                    self.state.mark_delivered(entry["id"], target.key)
-                    self.state.stats.delivered += 1
-                    if self.state.backoff.pop(target.key, None):
-                        log.info("%s works again", target.display)
-                    try:
-                        self.journal.append(entry["id"], target.key)
-                    except OSError as exc:
-                        log.error("cannot record a delivery in %s (%s); trying a full state "
-                                  "save instead", self.journal.path, exc)
-                        self.lease.check()
-                        self.save()  # if this fails too, the round ends here
-                    continue
-                if target.last_status in sender.PERMANENT:
-                    self._give_up(entry, target, detail)
-                    continue
-                failures = (backoff or {}).get("failures", 0) + 1
-                delay = min(self.config.retry_max, self.config.retry_initial * 2 ** (failures - 1))
-                backoff = {
-                    "failures": failures, "next_try": time.time() + delay,
-                    "since": (backoff or {}).get("since", now), "error": detail,
-                    "display": target.display,
-                }
-                self.state.backoff[target.key] = backoff
-                log.warning("delivery to %s failed (%s); retry %d in %.0f s",
-                            target.display, detail, failures, delay)
-                break
-        self._give_up_old(now)
-
-    def _give_up(self, entry: dict[str, Any], target: sender.Target, detail: str) -> None:
-        """A permanent refusal (sender.PERMANENT): no retry will help, so this delivery is failed now."""
-        log.error("delivery of %s to %s failed for good (%s: %s); not retried",
-                  entry["id"], target.display, detail, sender.hint(target.last_status))
-        self.state.failed.append({**entry, "targets": [target.key], "failed_at": round(time.time(), 3),
-                                  "error": detail, "url": target.display,
-                                  "status": target.last_status})
-        self.state.mark_delivered(entry["id"], target.key)  # off the outbox for this URL only
-        # Saved at the round's end, not per delivery: a wrong token with
-        # hundreds queued would otherwise rewrite the state hundreds of times.
-        # A crash before then costs one more refused try, never a message.
-        self._unsaved = True
-
-    def _give_up_old(self, now: float) -> None:
-        keep = []
-        for entry in self.state.outbox:
-            if now - entry["created"] > self.config.retry_for:
-                log.error("giving up on %s after %.0f h of failed deliveries to %d URL(s)",
-                          entry["id"], (now - entry["created"]) / 3600, len(entry["targets"]))
-                self.state.failed.append({**entry, "failed_at": round(now, 3)})
-            else:
-                keep.append(entry)
-        self.state.outbox = keep
 
 
 def main(paths: Paths, host: str, background: bool) -> int:

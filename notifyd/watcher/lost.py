@@ -1,7 +1,7 @@
 """Lost jobs: started, but their finish will never come (reboot, SIGKILL of both, OOM).
 
 A running job is judged by evidence from its host, all timed by the file
-server's clock (see lease.server_now):
+server's clock (see fsutil.server_now):
 
 * host rebooted: a fresh snapshot of the host booted after the job started;
 * process gone: a fresh snapshot taken after the job started does not list
@@ -12,16 +12,20 @@ server's clock (see lease.server_now):
   for `host_silent_after`.
 
 A job whose host shows a fresh snapshot listing it is never lost. Without
-snapshots (no cron) only "host silent" can be judged.
+snapshots (no cron) only "host silent" can be judged. Jobs whose source
+tells of their end itself (`RunningJob.owned`: a scheduler) are never
+judged here.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 from notifyd.nodes.reader import Node
+from notifyd.records import LostJob, RunningJob
+from notifyd.state import State
 
 # A job's start time (pingch's clock just before spawning) and its process's
 # start time (the kernel's, as psutil reports it) agree this closely.
@@ -34,7 +38,7 @@ AFTER_START = 5.0
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a name with a NUL byte
         return 0.0
 
 
@@ -56,15 +60,15 @@ def _listed(node: Node, pid: int, start_ts: float) -> bool:
     return False
 
 
-def judge(job: Mapping[str, Any], node: Node | None, silent_for: float, missing_for: float | None,
+def judge(job: RunningJob, node: Node | None, silent_for: float, missing_for: float | None,
           *, grace: float, silent_after: float) -> tuple[str, bool]:
     """(reason, missing now) for one running job; reason '' while it is not lost.
 
     `missing_for` is how long (server time) the process has been missing
     from fresh snapshots, None if it was not missing before.
     """
-    start = float(job.get("start_ts") or 0.0)
-    pid = int(job.get("pid") or 0)
+    start = job.start_ts or 0.0
+    pid = job.pid or 0
     if node is not None and not node.stale:
         boot = node.data.get("boot_time")
         if isinstance(boot, (int, float)) and start and boot > start + START_SLACK:
@@ -78,3 +82,44 @@ def judge(job: Mapping[str, Any], node: Node | None, silent_for: float, missing_
     if silent_for >= silent_after:
         return f"its host has been silent for {int(silent_for // 60)} min", False
     return "", False
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the hosts show at one moment of the file server's clock."""
+
+    nodes: Mapping[str, Node]
+    events_dir: str
+    alive_dir: str
+    server_now: float
+
+
+def sweep(state: State, evidence: Evidence, *, grace: float,
+          silent_after: float) -> tuple[bool, list[tuple[str, LostJob]]]:
+    """Judge every running job; (state changed, the jobs found lost now, moved to `state.lost`)."""
+    now = evidence.server_now
+    changed = False
+    found: list[tuple[str, LostJob]] = []
+    for job, info in list(state.running.items()):
+        if info.owned:
+            continue
+        host = info.host or ""
+        node = evidence.nodes.get(host)
+        silent = now - last_sign_of_life(host, evidence.events_dir, evidence.alive_dir, node, now)
+        since = state.missing_since.get(job)
+        reason, missing = judge(info, node, silent, None if since is None else now - since,
+                                grace=grace, silent_after=silent_after)
+        if missing and since is None:
+            state.missing_since[job] = now
+            changed = True
+        elif not missing and since is not None and not reason:
+            del state.missing_since[job]  # listed again: it was a race, not a loss
+            changed = True
+        if reason:
+            del state.running[job]
+            state.missing_since.pop(job, None)
+            lost = LostJob(info, reason, round(now, 3))
+            state.lost[job] = lost
+            found.append((job, lost))
+            changed = True
+    return changed, found

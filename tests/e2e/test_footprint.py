@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from harness import PY, Home, imported_modules, lease_holder, wait_until
 
-from notifyd.notify import apprise_urls
+from notifyd.notify import apprise_urls, inbox
 from notifyd.notify import targets as sender
 
 # One URL per module in apprise_urls' tables, in the forms a user pastes.
@@ -126,16 +126,16 @@ def test_the_newest_records_read_from_the_end_equal_the_tail_of_a_full_read(tmp_
     # than one 64 KiB block each.
     write_inbox(tmp_path / "a.jsonl", [record(i, "a") for i in range(0, 3000, 2)], junk_every=17)
     write_inbox(tmp_path / "b.jsonl", [record(i, "b") for i in range(1, 3000, 2)])
-    full = sender.read_inbox(tmp_path)
+    full = inbox.read(tmp_path)
     assert len(full) == 3000
-    assert sender.read_inbox(tmp_path, last=last) == full[-last:]
+    assert inbox.read(tmp_path, last=last) == full[-last:]
 
 
 def test_a_half_written_last_line_is_skipped(tmp_path: Path) -> None:
     write_inbox(tmp_path / "a.jsonl", [record(i, "a") for i in range(10)])
     with (tmp_path / "a.jsonl").open("a") as f:
         f.write('{"id": "cut-off", "ti')
-    assert [r["id"] for r in sender.read_inbox(tmp_path, last=2)] == ["a-8:finish", "a-9:finish"]
+    assert [r["id"] for r in inbox.read(tmp_path, last=2)] == ["a-8:finish", "a-9:finish"]
 
 
 def test_inbox_lists_the_newest_n_from_a_long_history(home: Home) -> None:

@@ -169,6 +169,7 @@ def test_a_wrong_discord_token_fails_once_and_is_kept_as_failed(lab: watcher.Wat
     assert [u for u, _ in service.posts].count(
         f"https://discord.com/api/webhooks/{DISCORD_ID}/{DISCORD_TOKEN}") == 1  # one try, no retry
     (failed,) = lab.state.failed
-    assert failed["status"] == 401 and "denied" in failed["title"]
-    assert failed["url"].startswith("discord://") and DISCORD_TOKEN not in json.dumps(failed)
+    assert failed.status == 401 and "denied" in failed.entry.title
+    assert failed.url is not None and failed.url.startswith("discord://")
+    assert DISCORD_TOKEN not in json.dumps(failed.to_json())
     assert sender.hint(401).startswith("the service refused")

@@ -92,7 +92,7 @@ def test_an_old_finish_the_inbox_lacks_is_still_told(tmp_path: Path, small_memor
     h.spool("b", [new])
     w = h.watcher()
     w.ingest()
-    assert sorted(e["job"] for e in w.state.outbox) == ["a-7-1", "b-1-1"]
+    assert sorted(e.job for e in w.state.outbox) == ["a-7-1", "b-1-1"]
 
 
 def test_a_replaced_spool_file_after_a_long_history_repeats_nothing(tmp_path: Path,
@@ -111,4 +111,4 @@ def test_a_replaced_spool_file_after_a_long_history_repeats_nothing(tmp_path: Pa
     spool = h.paths.events_dir / "a.jsonl"
     spool.write_bytes(events.encode(finish("a", 999, time.time())) + spool.read_bytes())
     w.ingest()
-    assert [e["job"] for e in w.state.outbox] == ["a-999-1"]
+    assert [e.job for e in w.state.outbox] == ["a-999-1"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from notifyd.nodes.reader import Node
+from notifyd.records import RunningJob
 from notifyd.watcher.lost import judge
 
 START = 1_800_000_000.0
-JOB = {"pid": 4242, "start_ts": START, "host": "n1"}
+JOB = RunningJob(pid=4242, start_ts=START, host="n1")
 
 
 def _node(*, stale: bool = False, boot: float = START - 3600, taken: float = START + 60,

@@ -8,7 +8,7 @@ import time
 import typer
 
 from notifyd.cli.commands.common import context
-from notifyd.notify import targets as sender
+from notifyd.notify import inbox as inbox_file
 
 
 def command(
@@ -16,7 +16,7 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print them as JSON lines."),
 ) -> int:
     paths, _host = context()
-    records = sender.read_inbox(paths.inbox_dir, last=count)
+    records = inbox_file.read(paths.inbox_dir, last=count)
     if as_json:
         for record in records:
             typer.echo(json.dumps(record))

@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
+from notifyd import fsutil, state
 from notifyd import paths as paths_mod
-from notifyd import state
 from notifyd.cli.commands.common import ago, config, context, discord_howto
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import targets as sender
@@ -27,50 +27,53 @@ def gather() -> dict[str, Any]:
     if info is None:
         report["watcher"] = None
     else:
-        now_on_server = lease.server_now(str(paths.lease_dir), host)
+        now_on_server = fsutil.server_now(str(paths.lease_dir), host)
         report["watcher"] = {
             "host": info.host, "pid": info.pid, "since": info.since,
             "heartbeat_age": round(now_on_server - info.mtime, 1),
             "running": not lease.is_stale(info, host, now_on_server),
             "released": info.released, "generation": info.gen,
         }
+    # As the watcher and `notifyd jobs` read it: journals applied, bad records skipped.
     try:
-        saved = state.read(paths.state_file) or {}
+        saved = state.load(paths.state_file, paths.journal_dir)
     except state.StateFileError as exc:
-        saved, report["state_error"] = {}, str(exc)
-    outbox = saved.get("outbox") or []
-    stats = saved.get("stats") or {}
-    report["events_read"] = stats.get("events", 0)
-    report["malformed_lines"] = stats.get("malformed", 0)
-    report["delivered"] = stats.get("delivered", 0)
-    report["last_event"] = stats.get("last_event") or None
-    report["running_jobs"] = len(saved.get("running") or {})
+        saved, report["state_error"] = state.State(), str(exc)
+    if saved.problems:
+        report["state_problems"] = saved.problems
+    stats = saved.stats
+    report["events_read"] = stats.events
+    report["malformed_lines"] = stats.malformed
+    report["delivered"] = stats.delivered
+    report["last_event"] = stats.last_event or None
+    report["running_jobs"] = len(saved.running)
     report["failed_deliveries"] = [
-        {"id": e.get("id"), "title": e.get("title"), "failed_at": e.get("failed_at"),
-         "url": e.get("url"), "error": e.get("error")}
-        for e in saved.get("failed") or []
+        {"id": f.entry.id, "title": f.entry.title, "failed_at": f.failed_at, "url": f.url,
+         "error": f.error}
+        for f in saved.failed
     ]
-    backoff = saved.get("backoff") or {}
     try:
         cfg = config(paths)
         targets = sender.build_targets(cfg, paths.inbox_dir, host)
     except NotifydError as exc:
         report["config_error"] = exc.message
         targets = []
-    report["urls"] = [
-        {
-            "url": t.display,
-            "pending": sum(1 for e in outbox if t.key in e.get("targets", [])),
-            "retrying": bool(backoff.get(t.key)),
-            "error": (backoff.get(t.key) or {}).get("error"),
-            "next_try": (backoff.get(t.key) or {}).get("next_try"),
-        }
-        for t in targets if t.key != sender.INBOX_KEY
-    ]
+    report["urls"] = [_url_report(t, saved) for t in targets if t.key != sender.INBOX_KEY]
     report["pushing"] = bool(report["urls"])
     report["logout_warning"] = logout.warning(paths_mod.user_name())
-    report["pending"] = len(outbox)
+    report["pending"] = len(saved.outbox)
     return report
+
+
+def _url_report(target: sender.Target, saved: state.State) -> dict[str, Any]:
+    backoff = saved.backoff.get(target.key)
+    return {
+        "url": target.display,
+        "pending": sum(1 for e in saved.outbox if target.key in e.targets),
+        "retrying": backoff is not None,
+        "error": backoff.error if backoff else None,
+        "next_try": backoff.next_try if backoff else None,
+    }
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -116,6 +119,10 @@ def _print(report: dict[str, Any]) -> None:
         typer.echo(f"config:     {report['config']}")
     if report.get("state_error"):
         typer.echo(f"state:      ERROR: {report['state_error']}")
+    problems = report.get("state_problems") or []
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        typer.echo(f"state:      skipped a record that is not usable: {problems[0]}{more}")
     typer.echo(f"log:        {report['log']}")
     if report["logout_warning"]:
         typer.echo(f"logout:     WARNING: {report['logout_warning']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import typer
 
@@ -10,6 +11,7 @@ from notifyd.cli.commands.common import config, context, discord_howto
 from notifyd.errors import ExitStatus
 from notifyd.notify import message
 from notifyd.notify import targets as sender
+from notifyd.records import OutboxEntry
 
 
 def command() -> int:
@@ -23,16 +25,16 @@ def command() -> int:
         typer.echo(discord_howto(paths.config_file), err=True)
         return int(ExitStatus.DELIVERY)
     msg = message.test_message(host)
-    entry = {"id": f"test-{os.getpid()}", "title": msg.title, "body": msg.body, "kind": msg.kind}
+    entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.kind,
+                        created=time.time(), targets=[t.key for t in targets])
     failed = 0
     for target in targets:
-        ok, detail = target.send(entry)
-        if ok:
+        sent = target.send(entry)
+        if sent.ok:
             typer.echo(f"ok      {target.display}")
         else:
             failed += 1
-            typer.echo(f"FAILED  {target.display}: {detail}")
-            permanent = target.last_status in sender.PERMANENT
-            typer.echo(f"        {sender.hint(target.last_status)}"
-                       + ("; the watcher does not retry such an answer" if permanent else ""))
+            typer.echo(f"FAILED  {target.display}: {sent.detail}")
+            typer.echo(f"        {sender.hint(sent.status)}"
+                       + ("; the watcher does not retry such an answer" if sent.permanent else ""))
     return int(ExitStatus.DELIVERY) if failed else 0

@@ -1,0 +1,86 @@
+"""~/.pingchilling, the old bash function's file, so a lab can switch without losing a job.
+
+Its Started and Finished lines (spool/legacy.py) are paired here, in this
+source's cursor: the open starts wait under "open" until their finish comes.
+On the first read every finished job in the file is history (the old bot
+told of it): it is remembered as told, never announced. Jobs still running
+are followed, and told when their Finished line comes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from notifyd.spool import legacy
+from notifyd.spool.reader import Cursor, read_new
+from notifyd.watcher.sources.base import Polled
+from notifyd.watcher.sources.spool import shown
+
+KEY = "legacy:.pingchilling"
+
+
+class LegacyFile:
+    kind = "legacy"
+    # The old function wrote no liveness marks and the watcher reports no
+    # start of these jobs: they are told when their Finished line comes.
+    owns_liveness = True
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.key = KEY
+
+    def due(self, now: float) -> bool:
+        return True
+
+    def poll(self, cursor: dict[str, Any] | None, now: float) -> Polled:
+        history = cursor is None
+        at = Cursor.from_json(cursor)
+        raw_open = (cursor or {}).get("open")
+        open_starts: dict[str, Any] = dict(raw_open) if isinstance(raw_open, dict) else {}
+        # The user's own dotfile may well be a symlink (into a dotfiles repo, say).
+        chunk = read_new(self.path, at, follow_symlinks=True)
+        polled = Polled([], {}, malformed=len(chunk.oversized))
+        name = shown(self.path)
+        if chunk.reset:
+            polled.warnings.append(f"{name} was {chunk.reset}; reading it again from the top")
+        polled.warnings.extend(f"skipping oversized line in {name} at byte {offset}"
+                               for offset in chunk.oversized)
+        for offset, line in chunk.lines:
+            try:
+                item = legacy.parse(line)
+            except ValueError as exc:
+                polled.malformed += 1
+                polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
+                continue
+            ev = pair(item, open_starts)
+            if ev is not None and history:
+                polled.history.append((str(ev["job"]), float(ev["ts"])))
+            elif ev is not None:
+                polled.events.append(ev)
+        polled.cursor = {**at.to_json(), "open": open_starts}
+        return polled
+
+    def exists(self) -> bool:
+        return bool(self.path) and os.path.isfile(self.path)
+
+
+def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any] | None:
+    """A start is kept in `open_starts`; a finish becomes a finish event with its start's title."""
+    if item.kind == "start":
+        open_starts[item.key] = {"title": item.arg, "ts": item.ts}
+        return None
+    started = open_starts.pop(item.key, None)
+    start_ts = started.get("ts") if isinstance(started, dict) else None
+    if not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool):
+        start_ts = None
+    title = started.get("title") if isinstance(started, dict) else None
+    arg = item.arg.strip()
+    return {
+        "v": 1, "ev": "finish", "legacy": True,
+        "job": f"legacy-{item.host}-{item.pid}-{int(start_ts or item.ts)}",
+        "host": item.host, "pid": item.pid,
+        "title": title if isinstance(title, str) else f"pid {item.pid}",
+        "start_ts": start_ts, "ts": item.ts,
+        "exit": int(arg) if arg.lstrip("-").isdigit() else None,
+    }
