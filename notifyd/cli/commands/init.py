@@ -128,13 +128,6 @@ def _url_problem(line: str) -> str:
 # -- the config file --------------------------------------------------------------------------------
 
 
-def _parser() -> configparser.ConfigParser:
-    # As notifyd.config reads it: no interpolation, case-sensitive keys.
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    return parser
-
-
 def _configured_urls(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -142,14 +135,14 @@ def _configured_urls(path: Path) -> list[str]:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         raise NotifydError(f"cannot read {path}: {exc}; check the file is yours", ExitStatus.CONFIG) from None
-    parser = _parser()
+    parser = config_mod.ini_parser()
     try:
         parser.read_string(text, str(path))
     except configparser.Error as exc:
         first = str(exc).splitlines()[0]
         raise NotifydError(f"{path} is not a valid INI file: {first}; fix it or move it away, then "
                            "run notifyd init again", ExitStatus.CONFIG) from None
-    return list(config_mod.SCHEMA["notify"]["urls"][0](parser.get("notify", "urls", fallback="")))
+    return list(config_mod.parse_urls(parser.get("notify", "urls", fallback="")))
 
 
 def with_urls(text: str, urls: list[str]) -> str:
