@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,14 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     cfg = _load(_write(tmp_path, ""))
     assert (cfg.poll_interval, cfg.lease_timeout, cfg.urls) == (0.5, 60.0, ())
 
+
+
+def test_each_keys_default_reads_as_its_attributes_type() -> None:
+    hints = typing.get_type_hints(config.Config)
+    for keys in config.SCHEMA.values():
+        for key in keys.values():
+            expected = typing.get_origin(hints[key.attr]) or hints[key.attr]
+            assert type(key.parse(key.default)) is expected, key
 
 # -- durations and sizes -----------------------------------------------------------
 
