@@ -16,7 +16,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,92 +116,112 @@ def _per_minute(text: str) -> float:
     return value * per
 
 
-def _urls(text: str) -> tuple[str, ...]:
+def parse_urls(text: str) -> tuple[str, ...]:
+    """A [notify] urls value: one URL a line, blank lines and # comments skipped."""
     lines = (line.strip() for line in text.splitlines())
     return tuple(line for line in lines if line and not line.startswith("#"))
 
 
 def _paths(text: str) -> tuple[str, ...]:
-    return tuple(os.path.expanduser(p) for p in _urls(text))
+    return tuple(os.path.expanduser(p) for p in parse_urls(text))
 
 
 def _optional_path(text: str) -> str:
     return os.path.expanduser(text.strip())
 
 
+_duration = _positive(parse_duration)  # every duration but min_duration must be above zero
 MIN_RETRY_FOR = 24 * 3600.0
 
-# section -> key -> (parser, default text, expected form for error messages)
-SCHEMA: dict[str, dict[str, tuple[Callable[[str], Any], str]]] = {
-    "notify": {
-        "urls": (_urls, ""),
-        "apprise_config": (_paths, ""),
-        "on": (_choice("all", "failure"), "all"),
-        "min_duration": (_non_negative_duration, "0s"),
-        "notify_start": (_yes_no, "no"),
-        "rate": (_per_minute, "30/min"),
-        "digest_after": (_count, "3"),
-        "digest_window": (_positive(parse_duration), "60s"),
-        "digest_quiet": (_positive(parse_duration), "2s"),
-        "group_wait": (_positive(parse_duration), "30s"),
-        "max_length": (_count, "0"),
-    },
-    "watcher": {
-        "poll_interval": (_positive(parse_duration), "500ms"),
-        "lease_timeout": (_positive(parse_duration), "60s"),
-        "retry_initial": (_positive(parse_duration), "10s"),
-        "retry_max": (_positive(parse_duration), "10m"),
-        "retry_for": (_positive(parse_duration), "48h"),
-        "log_max_size": (_positive(parse_size), "1M"),
-        "lost_grace": (_positive(parse_duration), "2m"),
-        "host_silent_after": (_positive(parse_duration), "15m"),
-    },
-    "legacy": {
-        "pingchilling": (_optional_path, "~/.pingchilling"),
-    },
-    "procs": {
-        "dir": (_optional_path, ""),
-        "interval": (_at_most(30.0, _positive(parse_duration)), "1s"),
-        "stale_after": (_positive(parse_duration), "3m"),
-        "min_cpu": (_non_negative, "2"),
-        "top": (_count, "10"),
-    },
-}
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the file: its section, its default as the file would write it, its parser."""
+
+    section: str
+    default: str
+    parse: Callable[[str], Any]
+    name: str = ""  # the key in the file; _schema() fills in the attribute's name where none is given
+    attr: str = ""  # the Config attribute it fills; set by _schema()
+
+
+def _key(section: str, default: str, parse: Callable[[str], Any], name: str = "") -> dict[str, Key]:
+    """A Config field's metadata: read from [section] `name`, the field's own name unless given."""
+    return {"key": Key(section, default, parse, name)}
 
 
 @dataclass(frozen=True)
 class Config:
+    """Every key of the file, each declared here once; notifyd.conf.example says what they do.
+
+    A field's metadata holds its section, its default text and its parser;
+    SCHEMA is built from them, and load() fills the fields generically. Their
+    order is the order in which an error about an unknown name lists the
+    known sections and keys.
+    """
+
     source: Path
-    urls: tuple[str, ...]
-    apprise_configs: tuple[str, ...]
-    poll_interval: float
-    lease_timeout: float
-    retry_initial: float
-    retry_max: float
-    retry_for: float
-    log_max_size: int
-    lost_grace: float
-    host_silent_after: float
-    legacy_file: str  # '' turns reading ~/.pingchilling off
-    procs_dir: str  # '' means the default, <state dir>/procs
-    snapshot_interval: float
-    stale_after: float
-    snapshot_min_cpu: float
-    snapshot_top: int
-    on: str = "all"  # "all" or "failure": which finished jobs are pushed at all
-    min_duration: float = 0.0  # successes shorter than this stay silent
-    notify_start: bool = False
-    rate_per_min: float = 30.0  # per URL: Discord allows ~30 messages a minute per webhook
-    digest_after: int = 3  # single messages per URL per digest_window before digests take over
-    digest_window: float = 60.0
-    digest_quiet: float = 2.0  # a digest goes out once no job has ended for this long
-    group_wait: float = 30.0  # a group is done when nothing in it moved for this long
-    max_length: int = 0  # characters per message, title included; 0: the service's own limit
+    # [notify]
+    urls: tuple[str, ...] = field(metadata=_key("notify", "", parse_urls))  # APPRISE_URLS added
+    apprise_configs: tuple[str, ...] = field(metadata=_key("notify", "", _paths, "apprise_config"))
+    # "all" or "failure": which finished jobs are pushed at all
+    on: str = field(metadata=_key("notify", "all", _choice("all", "failure")))
+    # successes shorter than this stay silent
+    min_duration: float = field(metadata=_key("notify", "0s", _non_negative_duration))
+    notify_start: bool = field(metadata=_key("notify", "no", _yes_no))
+    # per URL: Discord allows ~30 messages a minute per webhook
+    rate_per_min: float = field(metadata=_key("notify", "30/min", _per_minute, "rate"))
+    # single messages per URL per digest_window before digests take over
+    digest_after: int = field(metadata=_key("notify", "3", _count))
+    digest_window: float = field(metadata=_key("notify", "60s", _duration))
+    # a digest goes out once no job has ended for this long
+    digest_quiet: float = field(metadata=_key("notify", "2s", _duration))
+    # a group is done when nothing in it moved for this long
+    group_wait: float = field(metadata=_key("notify", "30s", _duration))
+    # characters per message, title included; 0: the service's own limit
+    max_length: int = field(metadata=_key("notify", "0", _count))
+    # [watcher]
+    poll_interval: float = field(metadata=_key("watcher", "500ms", _duration))
+    lease_timeout: float = field(metadata=_key("watcher", "60s", _duration))
+    retry_initial: float = field(metadata=_key("watcher", "10s", _duration))
+    retry_max: float = field(metadata=_key("watcher", "10m", _duration))
+    retry_for: float = field(metadata=_key("watcher", "48h", _duration))
+    log_max_size: int = field(metadata=_key("watcher", "1M", _positive(parse_size)))
+    lost_grace: float = field(metadata=_key("watcher", "2m", _duration))
+    host_silent_after: float = field(metadata=_key("watcher", "15m", _duration))
+    # [legacy]: '' turns reading ~/.pingchilling off
+    legacy_file: str = field(metadata=_key("legacy", "~/.pingchilling", _optional_path, "pingchilling"))
+    # [procs]
+    procs_dir: str = field(metadata=_key("procs", "", _optional_path, "dir"))  # '': <state dir>/procs
+    snapshot_interval: float = field(metadata=_key("procs", "1s", _at_most(30.0, _duration), "interval"))
+    stale_after: float = field(metadata=_key("procs", "3m", _duration))
+    snapshot_min_cpu: float = field(metadata=_key("procs", "2", _non_negative, "min_cpu"))
+    snapshot_top: int = field(metadata=_key("procs", "10", _count, "top"))
 
     @property
     def pushes(self) -> bool:
         """True when some URL or Apprise config file is configured."""
         return bool(self.urls or self.apprise_configs)
+
+
+def _schema() -> dict[str, dict[str, Key]]:
+    schema: dict[str, dict[str, Key]] = {}
+    for f in fields(Config):
+        if "key" in f.metadata:
+            key = replace(f.metadata["key"], name=f.metadata["key"].name or f.name, attr=f.name)
+            schema.setdefault(key.section, {})[key.name] = key
+    return schema
+
+
+# section -> key in the file -> Key, in Config's order
+SCHEMA = _schema()
+
+
+def ini_parser() -> configparser.ConfigParser:
+    """The parser the file is read with: no interpolation, case-sensitive keys, no [DEFAULT]."""
+    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    return parser
 
 
 def _refuse_if_readable(path: Path, what: str) -> None:
@@ -219,11 +239,9 @@ def _refuse_if_readable(path: Path, what: str) -> None:
         )
 
 
-def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and check the config file; a missing file means every default."""
-    env = os.environ if env is None else env
-    parser = configparser.ConfigParser(interpolation=None, default_section="\0none")
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+def _read(path: Path) -> configparser.ConfigParser:
+    """The file parsed, holding known sections and keys only; empty when it does not exist."""
+    parser = ini_parser()
     try:
         with path.open(encoding="utf-8") as f:
             parser.read_file(f)
@@ -236,8 +254,6 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
         first = str(exc).splitlines()[0]
         raise NotifydError(f"{path} is not a valid INI file: {first}; "
                            "see notifyd.conf.example for the format", ExitStatus.CONFIG) from None
-
-    values: dict[str, Any] = {}
     for section in parser.sections():
         if section not in SCHEMA:
             raise NotifydError(
@@ -245,24 +261,29 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
                 + ", ".join(f"[{s}]" for s in SCHEMA),
                 ExitStatus.CONFIG,
             )
-        for key in parser[section]:
-            if key not in SCHEMA[section]:
+        for name in parser[section]:
+            if name not in SCHEMA[section]:
                 raise NotifydError(
-                    f"{path}: unknown key {key!r} in [{section}]; known keys there: "
+                    f"{path}: unknown key {name!r} in [{section}]; known keys there: "
                     + ", ".join(SCHEMA[section]),
                     ExitStatus.CONFIG,
                 )
-    for section, keys in SCHEMA.items():
-        for key, (parse, default) in keys.items():
-            raw = parser.get(section, key, fallback=default)
-            try:
-                values[key] = parse(raw)
-            except ValueError as exc:
-                raise NotifydError(
-                    f"{path}: [{section}] {key} = {raw!r} is not valid: expected {exc}",
-                    ExitStatus.CONFIG,
-                ) from None
+    return parser
 
+
+def _value(parser: configparser.ConfigParser, key: Key, path: Path) -> Any:
+    raw = parser.get(key.section, key.name, fallback=key.default)
+    try:
+        return key.parse(raw)
+    except ValueError as exc:
+        raise NotifydError(
+            f"{path}: [{key.section}] {key.name} = {raw!r} is not valid: expected {exc}",
+            ExitStatus.CONFIG,
+        ) from None
+
+
+def _check(values: dict[str, Any], path: Path) -> None:
+    """The rules between keys (values by Config attribute)."""
     if values["lease_timeout"] < 3 * values["poll_interval"]:
         raise NotifydError(
             f"{path}: [watcher] lease_timeout ({values['lease_timeout']:g}s) must be at least three "
@@ -281,14 +302,21 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
             f"({values['retry_initial']:g}s); raise retry_max",
             ExitStatus.CONFIG,
         )
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and check the config file; a missing file means every default."""
+    env = os.environ if env is None else env
+    parser = _read(path)
+    values = {key.attr: _value(parser, key, path) for keys in SCHEMA.values() for key in keys.values()}
+    _check(values, path)
     if values["urls"]:
         _refuse_if_readable(path, "notification URLs")
     # Apprise's own ways to name URLs: both honoured, both checked the same way.
-    env_urls = tuple(u for u in re.split(r"[\s,]+", env.get("APPRISE_URLS", "")) if u)
-    configs = tuple(values["apprise_config"])
+    values["urls"] += tuple(u for u in re.split(r"[\s,]+", env.get("APPRISE_URLS", "")) if u)
     if env.get("APPRISE_CONFIG_PATH"):
-        configs += tuple(p for p in re.split(r"[\s;|]+", env["APPRISE_CONFIG_PATH"]) if p)
-    for cfg in configs:
+        values["apprise_configs"] += tuple(p for p in re.split(r"[\s;|]+", env["APPRISE_CONFIG_PATH"]) if p)
+    for cfg in values["apprise_configs"]:
         cfg_path = Path(cfg)
         if not cfg_path.is_file():
             raise NotifydError(
@@ -297,32 +325,4 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> Config:
                 ExitStatus.CONFIG,
             )
         _refuse_if_readable(cfg_path, "notification URLs (Apprise config)")
-
-    return Config(
-        source=path,
-        urls=values["urls"] + env_urls,
-        apprise_configs=configs,
-        poll_interval=values["poll_interval"],
-        lease_timeout=values["lease_timeout"],
-        retry_initial=values["retry_initial"],
-        retry_max=values["retry_max"],
-        retry_for=values["retry_for"],
-        log_max_size=int(values["log_max_size"]),
-        lost_grace=values["lost_grace"],
-        host_silent_after=values["host_silent_after"],
-        legacy_file=values["pingchilling"],
-        procs_dir=values["dir"],
-        snapshot_interval=values["interval"],
-        stale_after=values["stale_after"],
-        snapshot_min_cpu=values["min_cpu"],
-        snapshot_top=values["top"],
-        on=values["on"],
-        min_duration=values["min_duration"],
-        notify_start=values["notify_start"],
-        rate_per_min=values["rate"],
-        digest_after=values["digest_after"],
-        digest_window=values["digest_window"],
-        digest_quiet=values["digest_quiet"],
-        group_wait=values["group_wait"],
-        max_length=values["max_length"],
-    )
+    return Config(source=path, **values)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import typing
 from pathlib import Path
 
 import pytest
+from harness import REPO
 
 from notifyd import config
 from notifyd.errors import ExitStatus, NotifydError
@@ -50,6 +53,14 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     cfg = _load(_write(tmp_path, ""))
     assert (cfg.poll_interval, cfg.lease_timeout, cfg.urls) == (0.5, 60.0, ())
 
+
+
+def test_each_keys_default_reads_as_its_attributes_type() -> None:
+    hints = typing.get_type_hints(config.Config)
+    for keys in config.SCHEMA.values():
+        for key in keys.values():
+            expected = typing.get_origin(hints[key.attr]) or hints[key.attr]
+            assert type(key.parse(key.default)) is expected, key
 
 # -- durations and sizes -----------------------------------------------------------
 
@@ -260,3 +271,35 @@ def test_config_file_naming_only_an_apprise_config_may_be_readable(tmp_path: Pat
 
 def test_legacy_file_can_be_turned_off(tmp_path: Path) -> None:
     assert _load(_write(tmp_path, "[legacy]\npingchilling =\n")).legacy_file == ""
+
+
+# -- notifyd.conf.example ----------------------------------------------------------------
+
+_SECTION = re.compile(r"^\[(\w+)\]$")
+_KEY = re.compile(r"^(#\s?)?([a-z_]+) =(.*)$")  # `key = value`, or `# key = value` commented out
+
+
+def _example() -> dict[tuple[str, str], tuple[bool, str]]:
+    """(section, key) -> (commented out, the value shown), as notifyd.conf.example writes them."""
+    found: dict[tuple[str, str], tuple[bool, str]] = {}
+    section = ""
+    for line in (REPO / "notifyd.conf.example").read_text().splitlines():
+        header = _SECTION.match(line)
+        if header:
+            section = header.group(1)
+        elif written := _KEY.match(line):
+            assert (section, written.group(2)) not in found, f"{written.group(2)} twice in [{section}]"
+            found[section, written.group(2)] = (written.group(1) is not None, written.group(3).strip())
+    return found
+
+
+def test_example_lists_exactly_the_schemas_keys_in_their_sections() -> None:
+    assert set(_example()) == {(s, k) for s, keys in config.SCHEMA.items() for k in keys}
+
+
+def test_example_shows_each_keys_default() -> None:
+    for (section, name), (commented, shown) in _example().items():
+        key = config.SCHEMA.get(section, {}).get(name)  # a key the schema lacks fails the test above
+        # A commented-out key may show no value; one set in the file is what a copy of it reads.
+        if key is not None and (shown or not commented):
+            assert key.parse(shown) == key.parse(key.default), f"[{section}] {name} = {shown}"

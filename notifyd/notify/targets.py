@@ -72,6 +72,9 @@ def _apprise() -> Any:
     return apprise
 
 
+load_apprise = _apprise  # public: notifyd init checks a URL with it
+
+
 def url_key(url: str) -> str:
     """A stable name for one URL in the state file that reveals nothing of it."""
     return hashlib.sha256(url.encode()).hexdigest()[:16]

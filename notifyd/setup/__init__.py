@@ -1,1 +1,2 @@
-"""The user's account: the crontab block, the login hook, logind's logout rule."""
+"""The user's account: the crontab block, the login hook, the config file `notifyd init` writes,
+logind's logout rule."""

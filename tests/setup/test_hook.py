@@ -1,11 +1,15 @@
-"""hooks/notifyd.bash: starts the watcher at login, prints nothing, safe everywhere."""
+"""The login hook: hooks/notifyd.bash starts the watcher at login, prints nothing, safe everywhere;
+setup/hook.py adds it to ~/.bashrc once."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+import pytest
 from harness import NOTIFYD, REPO, Home, wait_until
+
+from notifyd.setup import hook
 
 HOOK = REPO / "hooks" / "notifyd.bash"
 
@@ -37,3 +41,30 @@ def test_hook_puts_notifyd_bin_dir_on_path_for_pingch(home: Home) -> None:
     env_path = "/usr/bin:/bin"
     result = _bash(home, f"PATH={env_path}; source {HOOK}; command -v pingch", interactive=True)
     assert result.stdout.strip() == str(Path(NOTIFYD).parent / "pingch")
+
+
+# -- setup/hook.py ----------------------------------------------------------------------------
+
+
+def test_in_a_checkout_the_hook_is_the_checkouts_own_file(tmp_path: Path) -> None:
+    assert hook.hook_file(tmp_path) == (HOOK, False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("line", [hook.HOOK_MARKER, f"source {HOOK}", "  . ~/.config/notifyd/notifyd.bash"])
+def test_an_existing_hook_is_found_by_its_line(line: str) -> None:
+    assert hook.existing_hook(f"alias ll='ls -l'\n{line}\n") == 2
+
+
+def test_a_bashrc_without_a_hook_has_none() -> None:
+    assert hook.existing_hook("alias ll='ls -l'\n# source notifyd.bash\n") == 0
+
+
+def test_the_hook_is_added_on_lines_of_its_own_and_then_found(tmp_path: Path) -> None:
+    bashrc = tmp_path / ".bashrc"
+    bashrc.write_text("alias ll='ls -l'")
+    ready = hook.prepare(bashrc, tmp_path / "config")
+    assert (ready.present_at, ready.lines[0], ready.lines[-1]) == (0, hook.HOOK_MARKER, f"source {HOOK}")
+    hook.add(ready)
+    assert bashrc.read_text() == "alias ll='ls -l'\n" + "\n".join(ready.lines) + "\n"
+    assert hook.prepare(bashrc, tmp_path / "config").present_at == 2
