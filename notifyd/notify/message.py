@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from notifyd.text import human_duration, human_kib, short_duration
+
 ZWSP = "\u200b"  # zero-width space: breaks a mention without changing what people read
 
 # Mentions. @everyone/@here ping a Discord channel, @room a Matrix room (any
@@ -161,46 +163,6 @@ def outcome(ev: dict[str, Any]) -> str:
     """describe_exit, plus 'possibly out of memory' where that is the likely cause."""
     words = describe_exit(ev)
     return f"{words}, possibly out of memory" if possibly_oom(ev) else words
-
-
-def human_duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h} h {m:02d} min"
-    d, h = divmod(h, 24)
-    return f"{d} d {h:02d} h"
-
-
-def short_duration(seconds: float) -> str:
-    """'45s', '12m', '2h 3m', '3d 5h': for one line per job."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    m = round(seconds / 60)
-    if m < 60:
-        return f"{m}m"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h {m}m" if m else f"{h}h"
-    d, h = divmod(h, 24)
-    return f"{d}d {h}h" if h else f"{d}d"
-
-
-def human_kib(kib: float) -> str:
-    value = float(kib) * 1024
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 def _plural(n: int, word: str) -> str:

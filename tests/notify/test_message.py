@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from notifyd.notify import message
-from notifyd.notify.message import ZWSP, describe_exit, finished, human_duration, human_kib, neutralise
+from notifyd.notify.message import ZWSP, describe_exit, finished, neutralise
 
 
 def _finish(**extra: Any) -> dict[str, Any]:
@@ -146,25 +146,7 @@ def test_mentions_in_other_job_fields_are_neutralised(field: str) -> None:
     assert "<@123>" not in msg.title + msg.body
 
 
-# -- human units ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(3.2, "3.2 s"), (0.0, "0.0 s"), (45, "45 s"), (59.6, "1 min 00 s"), (125, "2 min 05 s"),
-     (2 * 3600, "2 h 00 min"), (3 * 86400, "3 d 00 h"), (3 * 86400 + 5 * 3600, "3 d 05 h")],
-)
-def test_human_duration(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text
-
-
-@pytest.mark.parametrize(
-    ("kib", "text"),
-    [(0.5, "512 B"), (1, "1 KiB"), (512, "512 KiB"), (2048, "2.0 MiB"), (1536 * 1024, "1.5 GiB"),
-     (3 * 1024**3, "3.0 TiB"), (5000 * 1024**3, "5000.0 TiB")],
-)
-def test_human_kib(kib: float, text: str) -> None:
-    assert human_kib(kib) == text
-
+# -- words for numbers ---------------------------------------------------------------------------
 
 def test_signal_name_of_a_known_signal() -> None:
     assert message.signal_name(2) == "SIGINT"
@@ -330,14 +312,6 @@ def test_digest_of_many_jobs_stops_and_says_how_many_more(limit: int) -> None:
     more = re.fullmatch(r"… and (\d+) more: `notifyd jobs --since 1h`", lines[-1])
     assert more
     assert len(lines) - 1 + int(more.group(1)) == 400
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(45, "45s"), (720, "12m"), (7380, "2h 3m"), (7200, "2h"), (3 * 86400 + 5 * 3600, "3d 5h")],
-)
-def test_short_duration(seconds: float, text: str) -> None:
-    assert message.short_duration(seconds) == text
 
 
 # -- group_done -----------------------------------------------------------------------------------

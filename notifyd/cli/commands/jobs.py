@@ -23,11 +23,10 @@ import typer
 
 from notifyd.cli.commands.common import context
 from notifyd.cli.commands.procs import colour
-from notifyd.config import parse_duration
 from notifyd.errors import ExitStatus, NotifydError
-from notifyd.nodes.reader import printable
 from notifyd.notify import history as jobs_mod
-from notifyd.notify.message import ZWSP, human_duration, human_kib
+from notifyd.notify.message import ZWSP
+from notifyd.text import human_duration, human_kib, parse_duration, printable
 
 MIN_TITLE = 12  # below this a title says little; drop a figure column instead
 GAP = " "  # as in notifyd procs: 80 columns hold seven columns and a title
