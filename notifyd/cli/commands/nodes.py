@@ -12,7 +12,8 @@ import json
 
 import typer
 
-from notifyd.cli.commands.procs import colour, load_nodes
+from notifyd.cli.nodes_view import load_nodes
+from notifyd.cli.tables import colour
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.nodes import reader as nodeview
 from notifyd.text import human_age, human_bytes, parse_size, printable

@@ -9,36 +9,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from typing import Any
 
 import typer
 
-from notifyd.cli.commands.common import config, context
+from notifyd.cli.nodes_view import load_nodes
+from notifyd.cli.tables import colour
 from notifyd.nodes import reader as nodeview
 from notifyd.text import human_age, human_bytes, human_elapsed, printable
 
 SORT_KEYS = {"cpu": "cpu", "mem": "mem", "rss": "rss", "elapsed": "elapsed"}
-
-
-def colour(text: str, code: str) -> str:
-    """ANSI colour on a terminal only (and never with NO_COLOR set)."""
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        return f"\033[{code}m{text}\033[0m"
-    return text
-
-
-def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
-    paths, host = context()
-    cfg = config(paths)
-    nodes, notes = nodeview.load(paths.procs_dir(cfg.procs_dir), cfg.stale_after, host)
-    for note in notes:
-        typer.echo(f"notifyd: {note}", err=True)
-    if node_filter:
-        nodes = [n for n in nodes if n.host in node_filter]
-    return nodes
 
 
 def _rows(node: nodeview.Node, users: list[str] | None, min_cpu: float, sort: str) -> list[dict[str, Any]]:
