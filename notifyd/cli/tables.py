@@ -12,7 +12,7 @@ import sys
 import unicodedata
 from collections.abc import Sequence
 
-from notifyd.notify.message import ZWSP
+from notifyd.notify.defuse import ZWSP
 from notifyd.text import printable
 
 MIN_TITLE = 12  # below this a title says little; drop a figure column instead

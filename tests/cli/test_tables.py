@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from notifyd.cli.tables import colour, cut, shown, table, width_of
-from notifyd.notify.message import ZWSP
+from notifyd.notify.defuse import ZWSP
 
 
 def test_wide_characters_take_two_columns_and_combining_marks_none() -> None:
