@@ -257,7 +257,8 @@ def lost(job: dict[str, Any], reason: str) -> Message:
     return Message(f"❓ {title} lost on {host}", "\n".join(lines), "failure")
 
 
-def test_message(host: str) -> Message:
+def make_test_message(host: str) -> Message:
+    """What `notifyd test` sends to every URL."""
     return Message(
         f"🔔 notifyd test from {host}",
         f"If you read this, notifyd can reach you. Sent {_local(time.time())}.",

@@ -22,7 +22,7 @@ def command() -> int:
                    "the inbox (notifyd inbox).", err=True)
         typer.echo(discord_howto(paths.config_file), err=True)
         return int(ExitStatus.DELIVERY)
-    msg = message.test_message(host)
+    msg = message.make_test_message(host)
     entry = {"id": f"test-{os.getpid()}", "title": msg.title, "body": msg.body, "kind": msg.kind}
     failed = 0
     for target in targets:
