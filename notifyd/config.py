@@ -21,27 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from notifyd.errors import ExitStatus, NotifydError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)?\s*$")
-_UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*(k|kb|m|mb|g|gb)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {None: 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
-
-
-def parse_duration(text: str) -> float:
-    """'1s', '500ms', '2m', '1.5h', '3d' or a bare number of seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError("a duration such as 500ms, 1s, 2m, 1h or 3d")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def parse_size(text: str) -> int:
-    match = _SIZE.match(text)
-    if not match:
-        raise ValueError("a size such as 500k, 1M or 1G")
-    unit = match.group(2).lower() if match.group(2) else None
-    return int(match.group(1)) * _SIZE_UNITS[unit]
+from notifyd.text import parse_duration, parse_size
 
 
 def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:

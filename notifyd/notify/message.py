@@ -5,48 +5,19 @@ email: no tables, no HTML, "·" between facts, bold only for the outcome, code
 spans for paths and commands, a fenced block for the job's last lines.
 
 Everything that comes from the job (title, command, cwd, host, group, file
-names, its output, errors) is defused so that it can never mention anyone
-(a title of '@everyone' must not ping a lab), hide a link behind innocent
-words, leave a code block, or start a line that looks like notifyd's own.
-Defusing inserts zero-width spaces, which people do not see, rather than
-backslashes, which email readers would.
+names, its output, errors) is defused (notifyd.notify.defuse) as it is put in.
 """
 
 from __future__ import annotations
 
-import re
 import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-ZWSP = "\u200b"  # zero-width space: breaks a mention without changing what people read
-
-# Mentions. @everyone/@here ping a Discord channel, @room a Matrix room (any
-# spelling: Apprise matches them case-blind). Apprise's Discord plugin in embed
-# mode (?format=markdown) turns every "@123" or "@&123" in the body into a real
-# user or role ping, "<" or no "<", so the digits are cut off from the "@" too.
-# "@name:server" is a Matrix user id.
-_MENTION = re.compile(r"@(?=everyone|here|room|[!&]?\d|[\w.=/+-]+:[\w-])", re.IGNORECASE)
-# <@123>, <@!123>, <@&role>, <#channel>, <:emoji:1>, Slack's <!here>, </slash:1>,
-# and any HTML tag or comment: Matrix gets the markdown as HTML, raw tags included.
-_TAG = re.compile(r"<(?=[@#!&:/?A-Za-z])")
-# "[words](url)", "[words][ref]" and "[ref]: url" all need "]" right before
-# "(", "[" or ":"; with a ZWSP between them they are plain brackets.
-_LINK = re.compile(r"\](?=[(\[:])")
-_SPOILER = re.compile(r"\|(?=\|)")  # Discord's ||hidden text||
-_ENTITY = re.compile(r"&(?=#?\w+;)")  # &#64;everyone would render as @everyone in Matrix HTML
-_BACKTICKS = re.compile(r"`(?=`)")  # no run of two or more: nothing can open or close a fence
-# A line starting with these would be a heading, quote, list, rule or fence of
-# its own (or, for "=" and "-", turn the line above into a heading).
-_LINE_START = re.compile(r"(^|\r)([^\S\r\n]*)(?=[#>=*+\-_|~`]|\d+[.)])", re.MULTILINE)  # "\r" ends lines too
-# Inside a fenced block only "#" needs it: Apprise's Discord embeds (?format=markdown)
-# split the body at every "#" after a line break and any whitespace (str.isspace),
-# code block or not.
-_HASH_START = re.compile(r"^([^\S\n]*)(?=#)")
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|.)")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029]")
+from notifyd.notify import defuse
+from notifyd.text import human_duration, human_kib, short_duration
 
 # Apprise joins title and body with "\r\n" where a service has one text field
 # (Discord's 2,000 characters include the title), so fit() counts two more.
@@ -61,59 +32,6 @@ class Message:
     body: str
     kind: str  # "success", "failure", "warning" or "info": Apprise's notify types
     attach: str = ""  # a file to attach where the service can ("" for none)
-
-
-# -- defusing job-supplied text -----------------------------------------------------------
-
-
-def _defuse_inline(text: str) -> str:
-    text = _MENTION.sub("@" + ZWSP, text)
-    text = _TAG.sub("<" + ZWSP, text)
-    text = _LINK.sub("]" + ZWSP, text)
-    text = _SPOILER.sub("|" + ZWSP, text)
-    text = _ENTITY.sub("&" + ZWSP, text)
-    return _BACKTICKS.sub("`" + ZWSP, text)
-
-
-def neutralise(text: str) -> str:
-    """Job-supplied text made harmless: no mention, link, tag, fence or block marker works.
-
-    Only zero-width spaces are added: with them removed the text is unchanged.
-    """
-    return _LINE_START.sub(r"\1\2" + ZWSP, _defuse_inline(text))
-
-
-def _one_line(text: str) -> str:
-    """Job text that must stay on its line: line breaks and control characters become spaces."""
-    parts = (part.strip() for part in _ANSI.sub("", text).splitlines())
-    return _CONTROL.sub(" ", " ".join(part for part in parts if part))
-
-
-def _line(value: Any) -> str:
-    """A job-supplied field for a line of ours: one line, defused."""
-    return neutralise(_one_line(str(value)))
-
-
-def _code(value: Any) -> str:
-    """A job-supplied path or command as an inline code span (no markdown inside)."""
-    text = _defuse_inline(_one_line(str(value)))
-    # Runs of backticks are broken up above, so a double-backtick span can hold single ones.
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
-
-
-def _code_block(text: str) -> list[str]:
-    """Job output as the lines of a fenced code block that it cannot close."""
-    lines = []
-    for raw in text.split("\n"):
-        # What a terminal would show: the last rewrite of a progress line, no colours.
-        shown = _ANSI.sub("", raw.rstrip("\r")).rsplit("\r", 1)[-1]
-        line = _defuse_inline(_CONTROL.sub(" ", shown).rstrip())
-        lines.append(_HASH_START.sub(r"\1" + ZWSP, line))
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    return ["```", *lines, "```"]
 
 
 # -- words for numbers --------------------------------------------------------------------
@@ -163,46 +81,6 @@ def outcome(ev: dict[str, Any]) -> str:
     return f"{words}, possibly out of memory" if possibly_oom(ev) else words
 
 
-def human_duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m} min {s:02d} s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h} h {m:02d} min"
-    d, h = divmod(h, 24)
-    return f"{d} d {h:02d} h"
-
-
-def short_duration(seconds: float) -> str:
-    """'45s', '12m', '2h 3m', '3d 5h': for one line per job."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    m = round(seconds / 60)
-    if m < 60:
-        return f"{m}m"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h {m}m" if m else f"{h}h"
-    d, h = divmod(h, 24)
-    return f"{d}d {h}h" if h else f"{d}d"
-
-
-def human_kib(kib: float) -> str:
-    value = float(kib) * 1024
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -239,7 +117,7 @@ def _duration(ev: dict[str, Any]) -> float | None:
 def _title(ev: dict[str, Any]) -> str:
     cmd = "" if ev.get("hide_command") else ev.get("cmd")
     pid = ev.get("pid")
-    return _line(ev.get("title") or cmd or (f"pid {pid}" if pid is not None else "?"))
+    return defuse.line(ev.get("title") or cmd or (f"pid {pid}" if pid is not None else "?"))
 
 
 def _cores(ev: dict[str, Any]) -> int | None:
@@ -279,23 +157,23 @@ def _where(ev: dict[str, Any], host: str) -> list[str]:
     """The lines about what ran where: cwd, command (unless hidden), detached log."""
     lines = []
     if ev.get("cwd"):
-        lines.append(f"in {_code(ev['cwd'])}")
+        lines.append(f"in {defuse.code(ev['cwd'])}")
     cmd = "" if ev.get("hide_command") else str(ev.get("cmd") or "")
     if "\n" in cmd.strip():
         lines.append("command:")
-        lines.extend(_code_block(cmd))
+        lines.extend(defuse.code_block(cmd))
     elif cmd.strip():
-        lines.append(_code("$ " + cmd.strip()))
+        lines.append(defuse.code("$ " + cmd.strip()))
     if ev.get("detached"):
         log = ev.get("log")
-        lines.append(f"detached; output in {_code(log)}" if log else "detached")
+        lines.append(f"detached; output in {defuse.code(log)}" if log else "detached")
     return lines
 
 
 def _host_line(ev: dict[str, Any], host: str, when: str) -> str:
     facts = [host, f"pid {ev.get('pid')}"]
     if ev.get("group"):
-        facts.append(f"group {_line(ev['group'])}")
+        facts.append(f"group {defuse.line(ev['group'])}")
     facts.append(when)
     return " · ".join(facts)
 
@@ -303,7 +181,7 @@ def _host_line(ev: dict[str, Any], host: str, when: str) -> str:
 def finished(ev: dict[str, Any]) -> Message:
     """The notification for one finished job (a finish event, see docs/EVENTS.md)."""
     title = _title(ev)
-    host = _line(ev.get("host", "?"))
+    host = defuse.line(ev.get("host", "?"))
     words = outcome(ev)
     ok = succeeded(ev)
     end = _number(ev, "ts") or time.time()
@@ -333,35 +211,35 @@ def finished(ev: dict[str, Any]) -> Message:
     if usage:
         lines.append(usage)
     if ev.get("error"):
-        lines.append(f"⚠️ {_line(ev['error'])}")
+        lines.append(f"⚠️ {defuse.line(ev['error'])}")
     attach = str(ev.get("attach") or "")
     if ev.get("attach_error"):
         lines.append(attach_note(attach, str(ev["attach_error"])))
         attach = ""  # the watcher found it cannot be sent: do not try again
     elif attach:
-        lines.append(f"📎 {_code(attach)}")
+        lines.append(f"📎 {defuse.code(attach)}")
     if ev.get("legacy"):
         lines.append("(from ~/.pingchilling)")
     if ev.get("was_lost"):
-        lines.append(f"(reported lost earlier: {_line(ev['was_lost'])}; this is how it ended)")
+        lines.append(f"(reported lost earlier: {defuse.line(ev['was_lost'])}; this is how it ended)")
     tail = ev.get("tail")
     if isinstance(tail, str) and tail.strip():
         source = ev.get("tail_file")
-        lines.append(f"last lines of {_code(source)}:" if source else "last lines:")
-        lines.extend(_code_block(tail))
+        lines.append(f"last lines of {defuse.code(source)}:" if source else "last lines:")
+        lines.extend(defuse.code_block(tail))
     return Message(head, "\n".join(lines), kind, attach)
 
 
 def attach_note(path: str, why: str) -> str:
     """The line saying a file was not attached, and why (both from the job: defused)."""
-    what = f" {_code(path)}" if path else ""
-    return f"⚠️ could not attach{what}: {_line(why)}"
+    what = f" {defuse.code(path)}" if path else ""
+    return f"⚠️ could not attach{what}: {defuse.line(why)}"
 
 
 def started(ev: dict[str, Any]) -> Message:
     """The notification for a job's start (notify_start = yes)."""
     title = _title(ev)
-    host = _line(ev.get("host", "?"))
+    host = defuse.line(ev.get("host", "?"))
     start = _number(ev, "start_ts") or _number(ev, "ts")
     when = f"started {_local(start)}" if start is not None else "started"
     lines = [_host_line(ev, host, when), *_where(ev, host)]
@@ -371,15 +249,16 @@ def started(ev: dict[str, Any]) -> Message:
 def lost(job: dict[str, Any], reason: str) -> Message:
     """A job whose finish will never come, and why notifyd thinks so."""
     title = _title(job)
-    host = _line(job.get("host", "?"))
+    host = defuse.line(job.get("host", "?"))
     start = _number(job, "start_ts")
     when = f"started {_local(start)}" if start else "started at an unknown time"
-    lines = [f"lost: {_line(reason)}", _host_line(job, host, when), *_where(job, host),
+    lines = [f"lost: {defuse.line(reason)}", _host_line(job, host, when), *_where(job, host),
              "If it does finish after all, you will get its result too."]
     return Message(f"❓ {title} lost on {host}", "\n".join(lines), "failure")
 
 
-def test_message(host: str) -> Message:
+def make_test_message(host: str) -> Message:
+    """What `notifyd test` sends to every URL."""
     return Message(
         f"🔔 notifyd test from {host}",
         f"If you read this, notifyd can reach you. Sent {_local(time.time())}.",
@@ -487,16 +366,16 @@ def digest(jobs: Sequence[dict[str, Any]], limit: int) -> Message:
     `jobs` are finish events as in the spool; a lost job carries "lost": reason.
     """
     states = [job_state(ev) for ev in jobs]
-    hosts = sorted({_line(ev.get("host", "?")) for ev in jobs})
+    hosts = sorted({defuse.line(ev.get("host", "?")) for ev in jobs})
     n = {s: states.count(s) for s in _ORDER}
     head = (f"{_plural(len(jobs), 'job')} finished on {_hosts(hosts)}: "
             f"{_counts(n['ok'], n['failed'], n['lost'], n['unknown'])}")
     title = _cut_title(head, limit)
     lines = []
     for state, ev in sorted(zip(states, jobs, strict=True), key=lambda p: _ORDER[p[0]]):
-        facts = [f"{_MARK[state]} {_cut(_title(ev), DIGEST_TITLE_CHARS)}", _line(ev.get("host", "?"))]
+        facts = [f"{_MARK[state]} {_cut(_title(ev), DIGEST_TITLE_CHARS)}", defuse.line(ev.get("host", "?"))]
         if state == "lost":
-            facts.append(f"lost: {_line(ev['lost'])}")
+            facts.append(f"lost: {defuse.line(ev['lost'])}")
         elif state != "ok":
             facts.append(outcome(ev))
         duration = _duration(ev)
@@ -517,7 +396,7 @@ def group_done(name: str, jobs: Sequence[dict[str, Any]], limit: int) -> Message
     """
     states = [str(j.get("outcome")) if j.get("outcome") in _ORDER else "unknown" for j in jobs]
     n = {s: states.count(s) for s in _ORDER}
-    head = (f"📦 group {_line(name)} done: {_plural(len(jobs), 'job')}: "
+    head = (f"📦 group {defuse.line(name)} done: {_plural(len(jobs), 'job')}: "
             f"{_counts(n['ok'], n['failed'], n['lost'], n['unknown'])}")
     durations = [(float(d), j) for j in jobs
                  if isinstance(d := j.get("duration"), (int, float)) and not isinstance(d, bool)]
@@ -534,6 +413,6 @@ def group_done(name: str, jobs: Sequence[dict[str, Any]], limit: int) -> Message
             continue
         words = {"failed": outcome(job), "lost": "lost", "unknown": "exit unknown"}[state]
         lines.append(f"{_MARK[state]} {_cut(_title(job), DIGEST_TITLE_CHARS)} · "
-                     f"{_line(job.get('host', '?'))} · {words}")
+                     f"{defuse.line(job.get('host', '?'))} · {words}")
     kind = "failure" if n["failed"] or n["lost"] else "success"
     return fit(Message(head, "\n".join(lines), kind), limit)

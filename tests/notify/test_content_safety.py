@@ -23,7 +23,8 @@ import pytest
 import requests
 from harness import Receiver
 
-from notifyd.notify.message import ZWSP, Message, digest, finished, fit, group_done
+from notifyd.notify.defuse import ZWSP
+from notifyd.notify.message import Message, digest, finished, fit, group_done
 
 DISCORD = "discord://123456789012345678/AbCdEfToken"
 DISCORD_EMBEDS = DISCORD + "?format=markdown"

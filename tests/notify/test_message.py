@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from notifyd.notify import message
-from notifyd.notify.message import ZWSP, describe_exit, finished, human_duration, human_kib, neutralise
+from notifyd.notify.defuse import ZWSP, defuse
+from notifyd.notify.message import describe_exit, finished
 
 
 def _finish(**extra: Any) -> dict[str, Any]:
@@ -114,23 +115,23 @@ def test_body_of_legacy_job_says_where_it_came_from() -> None:
     assert "~/.pingchilling" in finished(_finish(legacy=True)).body
 
 
-# -- neutralise ---------------------------------------------------------------------------------------
+# -- defuse ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
     "mention",
     ["@everyone", "@here", "@room", "@Everyone", "@HERE", "<@123>", "<@!123>", "<@&456>", "<#789>",
      "<!channel>", "<:emoji:1>"],
 )
-def test_neutralise_breaks_mention_but_keeps_it_readable(mention: str) -> None:
+def test_defuse_breaks_mention_but_keeps_it_readable(mention: str) -> None:
     text = f"ping {mention} now"
-    out = neutralise(text)
+    out = defuse(text)
     assert mention not in out
     assert out.replace(ZWSP, "") == text
 
 
-def test_neutralise_leaves_ordinary_text_alone() -> None:
+def test_defuse_leaves_ordinary_text_alone() -> None:
     text = "ana@node5: 3 < 4, email me at a@b.org"
-    assert neutralise(text) == text
+    assert defuse(text) == text
 
 
 def test_everyone_as_title_does_not_mention_anyone() -> None:
@@ -140,31 +141,13 @@ def test_everyone_as_title_does_not_mention_anyone() -> None:
 
 
 @pytest.mark.parametrize("field", ["cmd", "cwd", "host", "error"])
-def test_mentions_in_other_job_fields_are_neutralised(field: str) -> None:
+def test_mentions_in_other_job_fields_are_defused(field: str) -> None:
     msg = finished(_finish(**{field: "x @here <@123> y"}))
     assert "@here" not in msg.title + msg.body
     assert "<@123>" not in msg.title + msg.body
 
 
-# -- human units ------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(3.2, "3.2 s"), (0.0, "0.0 s"), (45, "45 s"), (59.6, "1 min 00 s"), (125, "2 min 05 s"),
-     (2 * 3600, "2 h 00 min"), (3 * 86400, "3 d 00 h"), (3 * 86400 + 5 * 3600, "3 d 05 h")],
-)
-def test_human_duration(seconds: float, text: str) -> None:
-    assert human_duration(seconds) == text
-
-
-@pytest.mark.parametrize(
-    ("kib", "text"),
-    [(0.5, "512 B"), (1, "1 KiB"), (512, "512 KiB"), (2048, "2.0 MiB"), (1536 * 1024, "1.5 GiB"),
-     (3 * 1024**3, "3.0 TiB"), (5000 * 1024**3, "5000.0 TiB")],
-)
-def test_human_kib(kib: float, text: str) -> None:
-    assert human_kib(kib) == text
-
+# -- words for numbers ---------------------------------------------------------------------------
 
 def test_signal_name_of_a_known_signal() -> None:
     assert message.signal_name(2) == "SIGINT"
@@ -178,7 +161,7 @@ def test_peak_rss_not_above_pingchs_own_is_shown_as_an_upper_bound() -> None:
     assert "peak RSS 20.0 GiB" in finished(ev).body
 
 
-# -- neutralise: links, tags, lines of their own -------------------------------------------
+# -- defuse: links, tags, lines of their own -------------------------------------------
 
 @pytest.mark.parametrize(
     "text",
@@ -186,15 +169,15 @@ def test_peak_rss_not_above_pingchs_own_is_shown_as_an_upper_bound() -> None:
      '<a href="http://x">ok</a>', "||spoiler||", "&#64;everyone", "```", "@123456", "@&456",
      "@admin:matrix.org", "a\n# heading", "a\r# heading", "a\n> quote", "a\n===", "a\n- item", "a\n1. item"],
 )
-def test_neutralise_defuses_markdown_with_zero_width_spaces_only(text: str) -> None:
-    out = neutralise(text)
+def test_defuse_breaks_markdown_with_zero_width_spaces_only(text: str) -> None:
+    out = defuse(text)
     assert out != text
     assert out.replace(ZWSP, "") == text
 
 
-def test_neutralise_leaves_words_around_brackets_and_pipes_alone() -> None:
+def test_defuse_leaves_words_around_brackets_and_pipes_alone() -> None:
     text = "a[0] (b) | c && d; x > 1 at 12:30"
-    assert neutralise(text) == text
+    assert defuse(text) == text
 
 
 # -- finished: more content -------------------------------------------------------------------
@@ -330,14 +313,6 @@ def test_digest_of_many_jobs_stops_and_says_how_many_more(limit: int) -> None:
     more = re.fullmatch(r"… and (\d+) more: `notifyd jobs --since 1h`", lines[-1])
     assert more
     assert len(lines) - 1 + int(more.group(1)) == 400
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [(45, "45s"), (720, "12m"), (7380, "2h 3m"), (7200, "2h"), (3 * 86400 + 5 * 3600, "3d 5h")],
-)
-def test_short_duration(seconds: float, text: str) -> None:
-    assert message.short_duration(seconds) == text
 
 
 # -- group_done -----------------------------------------------------------------------------------

@@ -24,6 +24,6 @@ def discord_howto(config_file: object) -> str:
 
 
 def ago(seconds: float) -> str:
-    from notifyd.notify.message import human_duration
+    from notifyd.text import human_duration
 
     return f"{human_duration(max(0.0, seconds))} ago"

@@ -12,9 +12,11 @@ import json
 
 import typer
 
-from notifyd.cli.commands.procs import colour, load_nodes
+from notifyd.cli.nodes_view import load_nodes
+from notifyd.cli.tables import colour
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.nodes import reader as nodeview
+from notifyd.text import human_age, human_bytes, parse_size, printable
 
 STATE_COLOUR = {"idle": "32", "mixed": "33", "busy": "31", "stale": "1;31"}
 
@@ -38,9 +40,10 @@ def command(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> int:
     try:
-        need_mem = nodeview.parse_size(mem)
+        need_mem = parse_size(mem)
     except ValueError as exc:
-        raise NotifydError(f"--mem: {exc}", ExitStatus.USAGE) from None
+        raise NotifydError(f"--mem: {mem!r} is not {exc} (for example: --mem 20G)",
+                           ExitStatus.USAGE) from None
     nodes = sorted(load_nodes(node), key=lambda n: n.host)
     if free:
         nodes = [n for n in nodes if not n.stale and n.free_cores >= cpus and n.mem_free >= need_mem]
@@ -50,29 +53,29 @@ def command(
         return 0 if nodes or not free else 1
     if not nodes:
         if free:
-            typer.echo(f"no fresh node has {cpus:g} free cores and {nodeview.human_bytes(need_mem)} "
+            typer.echo(f"no fresh node has {cpus:g} free cores and {human_bytes(need_mem)} "
                        "free memory now", err=True)
             return 1
         typer.echo("no node snapshots to show (notifyd snapshot writes one; "
                    "notifyd cron install runs it every minute)")
         return 0
     # Names are never cut: compute-node-017 and -018 must stay apart.
-    w = max([4, *(len(nodeview.printable(n.host)) for n in nodes)])
+    w = max([4, *(len(printable(n.host)) for n in nodes)])
     if free:
         typer.echo(f"{'NODE':<{w}} {'FREE CORES':>10} {'FREE MEM':>9}  {'STATE':<6} AGE")
         for n in nodes:
-            typer.echo(f"{nodeview.printable(n.host):<{w}} {n.free_cores:>10.1f} "
-                       f"{nodeview.human_bytes(n.mem_free):>9}  {n.state:<6} {nodeview.human_age(n.age)}")
+            typer.echo(f"{printable(n.host):<{w}} {n.free_cores:>10.1f} "
+                       f"{human_bytes(n.mem_free):>9}  {n.state:<6} {human_age(n.age)}")
         return 0
     typer.echo(f"{'NODE':<{w}} {'STATE':<6} {'LOAD/CORES':>10} {'MEM USED/TOTAL':>15} {'GPU':>4}  "
                f"{'TOP USERS':<20} AGE")
     for n in nodes:
         busy, total = n.gpus
-        users = nodeview.printable(", ".join(f"{u} {c:.1f}" for u, c in n.top_users()) or "-")
-        mem_text = f"{nodeview.human_bytes(n.mem_total - n.mem_free)}/{nodeview.human_bytes(n.mem_total)}"
+        users = printable(", ".join(f"{u} {c:.1f}" for u, c in n.top_users()) or "-")
+        mem_text = f"{human_bytes(n.mem_total - n.mem_free)}/{human_bytes(n.mem_total)}"
         gpu_text = f"{busy}/{total}" if total else "-"
         state = colour(f"{n.state:<6}", STATE_COLOUR[n.state])
         load = f"{n.data['load'][0]:>5.1f}/{n.cores:<4}"
-        typer.echo(f"{nodeview.printable(n.host):<{w}} {state} {load} {mem_text:>15} "
-                   f"{gpu_text:>4}  {users[:20]:<20} {nodeview.human_age(n.age)}")
+        typer.echo(f"{printable(n.host):<{w}} {state} {load} {mem_text:>15} "
+                   f"{gpu_text:>4}  {users[:20]:<20} {human_age(n.age)}")
     return 0

@@ -9,35 +9,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import sys
 from typing import Any
 
 import typer
 
-from notifyd.cli.commands.common import config, context
+from notifyd.cli.nodes_view import load_nodes
+from notifyd.cli.tables import colour
 from notifyd.nodes import reader as nodeview
+from notifyd.text import human_age, human_bytes, human_elapsed, printable
 
 SORT_KEYS = {"cpu": "cpu", "mem": "mem", "rss": "rss", "elapsed": "elapsed"}
-
-
-def colour(text: str, code: str) -> str:
-    """ANSI colour on a terminal only (and never with NO_COLOR set)."""
-    if sys.stdout.isatty() and not os.environ.get("NO_COLOR"):
-        return f"\033[{code}m{text}\033[0m"
-    return text
-
-
-def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
-    paths, host = context()
-    cfg = config(paths)
-    nodes, notes = nodeview.load(paths.procs_dir(cfg.procs_dir), cfg.stale_after, host)
-    for note in notes:
-        typer.echo(f"notifyd: {note}", err=True)
-    if node_filter:
-        nodes = [n for n in nodes if n.host in node_filter]
-    return nodes
 
 
 def _rows(node: nodeview.Node, users: list[str] | None, min_cpu: float, sort: str) -> list[dict[str, Any]]:
@@ -61,12 +43,12 @@ def short_command(cmd: str) -> str:
 def _header(node: nodeview.Node, width: int) -> str:
     d = node.data
     used = node.mem_total - node.mem_free
-    age = f"snapshot {nodeview.human_age(node.age)} old"
+    age = f"snapshot {human_age(node.age)} old"
     mark = f"STALE: {age}" if node.stale else age
-    host = nodeview.printable(node.host)
+    host = printable(node.host)
     load = f"load {d['load'][0]:.1f}/{node.cores}"
-    mem = f"mem {nodeview.human_bytes(used)}/{nodeview.human_bytes(node.mem_total)}"
-    swap = f"swap {nodeview.human_bytes(int(d.get('swap_used', 0)))}"
+    mem = f"mem {human_bytes(used)}/{human_bytes(node.mem_total)}"
+    swap = f"swap {human_bytes(int(d.get('swap_used', 0)))}"
     scan: dict[str, Any] = d["scan"] if isinstance(d.get("scan"), dict) else {}
     # Processes the snapshot could not read are counted, not hidden.
     missed = ", ".join(f"{scan[k]} {k}" for k in ("vanished", "denied")
@@ -116,10 +98,10 @@ def command(
             continue
         typer.echo(f"{'PID':>7} {'USER':<8} {'%CPU':>6} {'%MEM':>5} {'RSS':>6} {'ELAPSED':>10} COMMAND")
         for r in rows:
-            who = nodeview.printable(r["user"])[:8]
+            who = printable(r["user"])[:8]
             line = (f"{r['pid']:>7} {who:<8} {float(r['cpu']):>6.1f} {float(r['mem']):>5.1f} "
-                    f"{nodeview.human_bytes(int(r['rss'])):>6} "
-                    f"{nodeview.human_elapsed(float(r['elapsed'])):>10} "
-                    f"{nodeview.printable(short_command(r['cmd']))}")
+                    f"{human_bytes(int(r['rss'])):>6} "
+                    f"{human_elapsed(float(r['elapsed'])):>10} "
+                    f"{printable(short_command(r['cmd']))}")
             typer.echo(line if len(line) <= width else line[: width - 1] + "…")
     return 0

@@ -24,7 +24,7 @@ def command() -> int:
                    "the inbox (notifyd inbox).", err=True)
         typer.echo(discord_howto(paths.config_file), err=True)
         return int(ExitStatus.DELIVERY)
-    msg = message.test_message(host)
+    msg = message.make_test_message(host)
     entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.kind,
                         created=time.time(), targets=[t.key for t in targets])
     failed = 0
