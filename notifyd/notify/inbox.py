@@ -21,6 +21,7 @@ the last day, so it is read backwards from each file's end.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,9 +152,10 @@ def line_time(line: bytes) -> float:
     """A line's "time" without parsing it: the record's own comes first (id, job, time)."""
     found = _TIME.search(line)
     try:
-        return float(found.group(1)) if found else 0.0
-    except (ValueError, OverflowError):
+        value = float(found.group(1)) if found else 0.0
+    except ValueError:
         return 0.0
+    return value if math.isfinite(value) else 0.0
 
 
 def is_job_line(line: bytes) -> bool:

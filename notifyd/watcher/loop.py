@@ -134,8 +134,11 @@ class InboxIds:
 class Watcher:
     def __init__(self, paths: Paths, host: str, config: Config, *, clock: Clock | None = None,
                  fence: lease.Lease | None = None, sources: Sequence[EventSource] | None = None,
-                 targets_: list[targets.Target] | None = None) -> None:
-        """`fence`, `sources`, `targets_` and `clock` default to the real ones; tests pass fakes."""
+                 targets_: list[targets.Target] | None = None, wake_up: bool = True) -> None:
+        """`fence`, `sources`, `targets_` and `clock` default to the real ones; tests pass fakes.
+
+        `wake_up=False` skips the wake-up FIFO (a test that wants no file but the state).
+        """
         self.paths = paths
         self.host = host
         self.config = config
@@ -151,6 +154,7 @@ class Watcher:
         self._config_stamp = self._stamp()
         self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
+        self._wake_up = wake_up
         self.inbox_ids = InboxIds(self._told_ids)
         self._next_lost_check = 0.0
 
@@ -190,11 +194,8 @@ class Watcher:
         if not self._given_targets:
             self.targets = targets.build_targets(self.config, self.paths.inbox_dir, self.host)
         self._log_orphans()
-        fifo = self.paths.wake_fifo(self.host)
-        self._fifo = wake.listen(str(self.paths.private_dir(fifo.parent) / fifo.name))
-        if self._fifo is None:
-            log.info("cannot make the wake-up FIFO %s here (sshfs cannot): jobs on this host "
-                     "are found by polling alone", fifo)
+        if self._wake_up:
+            self._listen()
         took = self.lease.took_over_from
         log.info(
             "watcher started: lease generation %d%s; targets: %s",
@@ -202,6 +203,13 @@ class Watcher:
             f" (took over from {took.host} pid {took.pid})" if took else "",
             ", ".join(t.display for t in self.targets),
         )
+
+    def _listen(self) -> None:
+        fifo = self.paths.wake_fifo(self.host)
+        self._fifo = wake.listen(str(self.paths.private_dir(fifo.parent) / fifo.name))
+        if self._fifo is None:
+            log.info("cannot make the wake-up FIFO %s here (sshfs cannot): jobs on this host "
+                     "are found by polling alone", fifo)
 
     def _load_state(self) -> state.State:
         try:
