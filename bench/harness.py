@@ -15,16 +15,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The suite's helpers (tests/harness.py, standard library only): one isolated
+# home and one webhook receiver for the tests and the figures alike.
+sys.path.insert(0, str(REPO / "tests"))
+from harness import Home, Receiver, new_home  # noqa: E402
+from harness import serve_receiver as receiver  # noqa: E402
+
+__all__ = ["Home", "Receiver", "receiver"]
 
 
 # -- the installation being measured -----------------------------------------
@@ -176,45 +181,22 @@ def timed(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float
 
 
 # -- an isolated user ---------------------------------------------------------
-@dataclass
-class Home:
-    """A user of our own: HOME, state and config under a temp dir, a host name, UTC."""
-
-    root: Path
-    host: str
-    env: dict[str, str]
-
-    @property
-    def state_dir(self) -> Path:
-        return self.root / ".local" / "state" / "notifyd"
-
-    @property
-    def config_file(self) -> Path:
-        return self.root / ".config" / "notifyd" / "notifyd.conf"
-
-    def write_config(self, text: str) -> None:
-        self.config_file.parent.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(text)
-        self.config_file.chmod(0o600)
-
-    def log_text(self) -> str:
-        path = self.state_dir / "logs" / f"{self.host}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-
 @contextmanager
 def home(host: str = "benchhost", config: str = "") -> Iterator[Home]:
-    root = Path(tempfile.mkdtemp(prefix="notifyd-bench-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFYD_", "XDG_", "APPRISE_"))}
-    env.update(HOME=str(root), NOTIFYD_HOST=host, TZ="UTC", USER=env.get("USER") or "bench")
-    h = Home(root, host, env)
+    """A user of our own (the suite's Home: HOME, state and config under a temp dir, UTC)."""
+    h = new_home(Path(tempfile.mkdtemp(prefix="notifyd-bench-")), host)
     # The old ~/.pingchilling reader stays off unless a figure wants it.
     h.write_config("[legacy]\npingchilling =\n" + config)
     try:
         yield h
     finally:
         stop_watchers(h)
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(h.root, ignore_errors=True)
+
+
+def log_text(h: Home) -> str:
+    path = h.state_dir / "logs" / f"{h.host}.log"
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 # -- the watcher under test ---------------------------------------------------
@@ -253,7 +235,7 @@ def start_watcher(install: Install, h: Home, timeout: float = 60.0) -> WatcherPr
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit(f"bench: the watcher did not get ready; its log:\n{h.log_text()[-3000:]}")
+            raise SystemExit(f"bench: the watcher did not get ready; its log:\n{log_text(h)[-3000:]}")
         time.sleep(0.002)
     return w
 
@@ -299,60 +281,6 @@ def proc_status_kib(pid: int, key: str) -> int:
             if line.startswith(key.encode() + b":"):
                 return int(line.split()[1])
     raise KeyError(key)
-
-
-# -- a local webhook ----------------------------------------------------------
-@dataclass
-class Receiver:
-    """Records (arrival time, path, JSON body) of every POST; Apprise's json:// posts here."""
-
-    posts: list[tuple[float, str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    port: int = 0
-
-    def url(self, path: str = "hook") -> str:
-        return f"json://127.0.0.1:{self.port}/{path}"
-
-    def count(self, path: str | None = None) -> int:
-        with self.lock:
-            return sum(1 for _, p, _ in self.posts if path is None or p == f"/{path}")
-
-    def bodies(self, path: str) -> list[tuple[float, Any]]:
-        with self.lock:
-            return [(t, b) for t, p, b in self.posts if p == f"/{path}"]
-
-
-@contextmanager
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            arrived = time.time()
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-            with rec.lock:
-                rec.posts.append((arrived, self.path, body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    rec.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -91,7 +91,7 @@ def _latencies(h: Home, rec: Receiver, host: str, prefix: str) -> list[float]:
         if ev["ev"] == "finish" and ev["title"].startswith(prefix):
             ends[ev["title"]] = float(ev["ts"])
     out = []
-    for arrived, body in rec.bodies("hook"):
+    for arrived, body in rec.arrivals("hook"):
         found = re.search(prefix + r"-\d+", body["title"])
         if found and found.group() in ends:
             out.append(arrived - ends.pop(found.group()))
@@ -105,14 +105,14 @@ def finish_to_message(install: Install, jobs: int, old_period: float) -> list[Ro
         # One message per job: 400 jobs in under 3 minutes would otherwise be
         # coalesced into digests (3 single messages a minute per URL by
         # default), and this figure is how soon one job is told.
-        h.write_config(f"[notify]\nurls = {rec.url('hook')}\ndigest_after = 1000000\n"
+        h.write_config(f"[notify]\nurls = {rec.url_for('hook')}\ndigest_after = 1000000\n"
                        "rate = 1000000/min\n[legacy]\npingchilling =\n")
         start_watcher(install, h)
         bot = OldBot(h.root / ".pingchilling", rec.port, old_period)
         bot.start()
         old_ends: dict[str, float] = {}
         _run_jobs(install, h, jobs, 0.5, old_ends)
-        wait_for(lambda: rec.count("hook") >= 2 * jobs and rec.count("old") >= jobs,
+        wait_for(lambda: len(rec.arrivals("hook")) >= 2 * jobs and len(rec.arrivals("old")) >= jobs,
                  30 + old_period * 2, f"{2 * jobs} messages from notifyd and {jobs} from the old bot")
         bot.stopping.set()
         near = Dist(_latencies(h, rec, h.host, "near"))
@@ -151,6 +151,6 @@ def _q(d: Dist, q: float) -> float:
 
 def _old_latencies(rec: Receiver, old_ends: dict[str, float]) -> list[float]:
     """The old bot posts lines in file order, and jobs ran one at a time: match by order."""
-    arrivals = [t for t, _ in rec.bodies("old")]
+    arrivals = [t for t, _ in rec.arrivals("old")]
     ends = [old_ends[f"old-{i}"] for i in range(len(old_ends))]
     return [a - e for a, e in zip(arrivals, ends, strict=True)]

@@ -68,7 +68,7 @@ def idle(install: Install, runs: int, seconds: float) -> list[Row]:
     cpu, rss, hwm = [], [], []
     for _ in range(runs):
         with receiver() as rec, home() as h:
-            h.write_config(f"[notify]\nurls = {rec.url('hook')}\n[legacy]\npingchilling =\n")
+            h.write_config(f"[notify]\nurls = {rec.url_for('hook')}\n[legacy]\npingchilling =\n")
             now = time.time()
             for i, host in enumerate(HOSTS):
                 _append(h.state_dir / "events" / f"{host}.jsonl",
@@ -104,7 +104,7 @@ def burst(install: Install, runs: int, jobs: int) -> list[Row]:
     after_last, after_first, messages = [], [], []
     for _ in range(runs):
         with receiver() as rec, home() as h:
-            h.write_config(f"[notify]\nurls = {rec.url('hook')}\n[legacy]\npingchilling =\n")
+            h.write_config(f"[notify]\nurls = {rec.url_for('hook')}\n[legacy]\npingchilling =\n")
             start_watcher(install, h)
             # The jobs start first (a postdoc's loop of `pingch ... &`) and are
             # seen running, then all end within about a second.
@@ -129,14 +129,14 @@ def burst(install: Install, runs: int, jobs: int) -> list[Row]:
             t_last = time.time()
             wait_for(lambda: _inbox_count(h) >= jobs, 120, f"all {jobs} jobs in the inbox")
             wait_for(lambda: _settled(h), 120, "the last message (outbox and digest batches empty)")
-            arrivals = sorted(t for t, _ in rec.bodies("hook"))
-            told = sum(_jobs_told(body) for _, body in rec.bodies("hook"))
+            arrivals = sorted(t for t, _ in rec.arrivals("hook"))
+            told = sum(_jobs_told(body) for _, body in rec.arrivals("hook"))
             if told != jobs:
                 raise SystemExit(f"bench: the webhook was told of {told} jobs, not {jobs}")
             last = arrivals[-1]
             after_last.append(last - t_last)
             after_first.append(last - t_first)
-            messages.append(rec.count("hook"))
+            messages.append(len(rec.arrivals("hook")))
             missing = _jobs_unaccounted(h, jobs)
             if missing:
                 raise SystemExit(f"bench: burst lost {missing} jobs")

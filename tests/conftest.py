@@ -6,64 +6,35 @@ tests/harness.py, which the tests and bench/ import as well.
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from harness import CRONTAB, Home, Receiver, WatcherProc, fast_config, read_crontab, write_crontab
+from harness import (
+    CRONTAB,
+    Home,
+    Receiver,
+    WatcherProc,
+    fast_config,
+    new_home,
+    read_crontab,
+    serve_receiver,
+    write_crontab,
+)
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Home]:
-    root = tmp_path / "home"
-    root.mkdir()
-    host = f"h{uuid.uuid4().hex[:6]}"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("NOTIFYD_", "XDG_", "APPRISE_"))}
-    env.update(HOME=str(root), NOTIFYD_HOST=host, USER=env.get("USER", "tester"), TZ="UTC")
-    h = Home(root, env, host)
+    h = new_home(tmp_path / "home")
     yield h
     h.kill_watchers()
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            raw = self.rfile.read(length)
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
-            time.sleep(rec.delay)
-            with rec.lock:
-                status = rec.status
-                rec.posts.append({"path": self.path, "status": status, "json": body,
-                                  "raw": raw, "headers": dict(self.headers)})
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    rec.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield rec
-    server.shutdown()
-    server.server_close()
+    with serve_receiver() as rec:
+        yield rec
 
 
 @pytest.fixture

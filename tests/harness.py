@@ -3,7 +3,10 @@
 Everything runs real: the installed `pingch` and `notifyd` console scripts,
 watcher processes, and an HTTP server on 127.0.0.1 that Apprise posts to
 through json://. Nothing leaves the loopback interface. The fixtures that
-hand these to tests are in conftest.py.
+hand these to tests are in conftest.py; `new_home()` and `serve_receiver()`
+work at any fixture scope and in bench/, which imports this module.
+Standard library only (bench/ runs with any python3); psutil is imported
+only by Home.watcher_pids, pytest only by tests/needs.py.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import psutil
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent  # the checkout
 BIN = Path(sys.executable).parent
@@ -86,6 +89,8 @@ class Home:
 
     def watcher_pids(self) -> list[int]:
         """Every live watcher process started for this home, in any way."""
+        import psutil
+
         pids = []
         for proc in psutil.process_iter(["cmdline", "environ"]):
             try:
@@ -107,9 +112,19 @@ class Home:
             time.sleep(0.1)
 
 
+def new_home(root: Path, host: str = "") -> Home:
+    """An isolated user under `root`: HOME, XDG dirs and a host name of its own, UTC."""
+    root.mkdir(parents=True, exist_ok=True)
+    host = host or f"h{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("NOTIFYD_", "XDG_", "APPRISE_"))}
+    env.update(HOME=str(root), NOTIFYD_HOST=host, USER=env.get("USER") or "tester", TZ="UTC")
+    return Home(root, env, host)
+
+
 @dataclass
 class Receiver:
-    """A local webhook: records every POST; answers `status` (default 200)."""
+    """A local webhook: records every POST (with its arrival time); answers `status` (default 200)."""
 
     port: int = 0
     posts: list[dict[str, Any]] = field(default_factory=list)
@@ -119,15 +134,64 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"json://127.0.0.1:{self.port}/hook"
+        return self.url_for("hook")
 
-    def bodies(self) -> list[dict[str, Any]]:
+    def url_for(self, path: str) -> str:
+        """A json:// URL posting to /PATH here: one receiver can stand for several URLs."""
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+    def bodies(self, path: str | None = None) -> list[dict[str, Any]]:
+        """The JSON bodies accepted (for one /PATH, or all)."""
+        return [body for _t, body in self.arrivals(path)]
+
+    def arrivals(self, path: str | None = None) -> list[tuple[float, dict[str, Any]]]:
+        """(arrival time, JSON body) of every accepted post, for one /PATH or all."""
         with self.lock:
-            return [p["json"] for p in self.posts if p["status"] < 300 and p["json"] is not None]
+            return [(p["arrived"], p["json"]) for p in self.posts
+                    if p["status"] < 300 and p["json"] is not None
+                    and (path is None or p["path"] == f"/{path}")]
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         wait_until(lambda: len(self.bodies()) >= count, timeout, f"{count} messages at the receiver")
         return self.bodies()
+
+
+@contextmanager
+def serve_receiver() -> Iterator[Receiver]:
+    """A Receiver listening on 127.0.0.1 (a free port) until the block ends."""
+    rec = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            raw = self.rfile.read(length)
+            arrived = time.time()
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            time.sleep(rec.delay)
+            with rec.lock:
+                status = rec.status
+                rec.posts.append({"path": self.path, "status": status, "json": body, "raw": raw,
+                                  "headers": dict(self.headers), "arrived": arrived})
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    rec.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 FAST = """
@@ -190,9 +254,6 @@ class WatcherProc:
 
 
 CRONTAB = shutil.which("crontab")
-needs_crontab = pytest.mark.skipif(
-    CRONTAB is None,
-    reason="crontab (Debian package cron) is not installed; tests/system-deps.sh installs it as root")
 
 
 def read_crontab() -> str | None:

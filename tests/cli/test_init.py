@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import NOTIFYD, PINGCH, REPO, Home, Receiver, needs_crontab
+import needs
+from harness import NOTIFYD, PINGCH, REPO, Home, Receiver
 from harness import read_crontab as _crontab
 
 HOOK = REPO / "hooks" / "notifyd.bash"
@@ -29,7 +30,7 @@ def _backups(home: Home) -> list[Path]:
     return sorted(home.config_file.parent.glob("notifyd.conf.bak-*"))
 
 
-@needs_crontab
+@needs.crontab
 def test_one_command_on_a_fresh_home_writes_the_config_tests_the_url_and_adds_hook_and_cron(
         home: Home, receiver: Receiver, crontab: None) -> None:
     result = _init(home, "--url", receiver.url, "--yes")
@@ -53,7 +54,7 @@ def test_after_init_a_real_pingch_job_is_notified(home: Home, receiver: Receiver
     assert any("hello" in t and home.host in t for t in titles[1:]), titles
 
 
-@needs_crontab
+@needs.crontab
 def test_running_init_twice_changes_nothing_and_says_so(
         home: Home, receiver: Receiver, crontab: None) -> None:
     assert _init(home, "--url", receiver.url, "--yes").returncode == 0
@@ -115,7 +116,7 @@ def test_a_hook_the_user_already_sources_is_not_added_again(home: Home, receiver
     assert _bashrc(home) == f"alias ll='ls -l'\nsource {HOOK}\n"
 
 
-@needs_crontab
+@needs.crontab
 def test_interactive_answers_come_from_stdin(home: Home, receiver: Receiver, crontab: None) -> None:
     before = _crontab()
     # the URL; yes to the hook; no to cron

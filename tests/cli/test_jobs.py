@@ -10,10 +10,22 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import NOTIFYD, PINGCH, Home, Receiver, WatcherProc, wait_until
+import pytest
+from harness import (
+    NOTIFYD,
+    PINGCH,
+    Home,
+    WatcherProc,
+    fast_config,
+    new_home,
+    serve_receiver,
+    wait_until,
+)
 
 NOW = time.time()
 URL_KEY = "0123456789abcdef"  # a pushed URL's key in the state file (sender.url_key)
@@ -404,34 +416,71 @@ def test_long_history_lists_the_newest_jobs_with_since_1h(home: Home) -> None:
 # --------------------------------------------------------------------------- end to end
 
 
-def test_real_jobs_through_a_real_watcher_are_listed_running_then_finished_and_delivered(
-        home: Home, receiver: Receiver, watcher: WatcherProc) -> None:
-    assert home.pingch("-t", "e2e-ok", "true").returncode == 0
-    assert home.pingch("-t", "e2e-bad", "sh", "-c", "exit 3").returncode == 3
-    long_job = subprocess.Popen([PINGCH, "-t", "e2e-running", "sleep", "60"], env=home.env)
-    try:
-        receiver.wait_for(2)
+@dataclass
+class RealRun:
+    """Two finished jobs and one running, through a real watcher; `notifyd jobs` as it saw them."""
 
-        def listed() -> dict[str, Any] | None:
-            doc = jobs_json(home)
-            titles = {f["title"] for f in doc["finished"] if f["delivery"] == "delivered"}
-            running = [r["title"] for r in doc["running"]]
-            return doc if {"e2e-ok", "e2e-bad"} <= titles and running == ["e2e-running"] else None
+    home: Home
+    doc: dict[str, Any]
+    table: str
 
-        doc = wait_until(listed, 20, "both finished jobs delivered and the running one listed")
-    finally:
-        long_job.terminate()
-        long_job.wait(timeout=10)
-    by_title = {f["title"]: f for f in doc["finished"]}
-    good, bad = by_title["e2e-ok"], by_title["e2e-bad"]
-    assert (good["outcome_text"], bad["outcome_text"]) == ("ok", "exit 3")
-    assert bad["outcome"] == "failed"
-    assert good["host"] == bad["host"] == home.host
+    def finished(self, title: str) -> dict[str, Any]:
+        return next(f for f in self.doc["finished"] if f["title"] == title)
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealRun]:
+    with serve_receiver() as receiver:
+        home = new_home(tmp_path_factory.mktemp("jobs") / "home")
+        home.write_config(fast_config(receiver.url))
+        w = WatcherProc(home).start()
+        long_job = None
+        try:
+            assert home.pingch("-t", "e2e-ok", "true").returncode == 0
+            assert home.pingch("-t", "e2e-bad", "sh", "-c", "exit 3").returncode == 3
+            long_job = subprocess.Popen([PINGCH, "-t", "e2e-running", "sleep", "60"], env=home.env)
+            receiver.wait_for(2)
+
+            def listed() -> dict[str, Any] | None:
+                doc = jobs_json(home)
+                titles = {f["title"] for f in doc["finished"] if f["delivery"] == "delivered"}
+                running = [r["title"] for r in doc["running"]]
+                return doc if {"e2e-ok", "e2e-bad"} <= titles and running == ["e2e-running"] else None
+
+            doc = wait_until(listed, 20, "both finished jobs delivered and the running one listed")
+            code, out, err = jobs(home)
+            assert code == 0, err
+            yield RealRun(home, doc, out)
+        finally:
+            if long_job is not None:
+                long_job.terminate()
+                long_job.wait(timeout=10)
+            w.stop()
+            home.kill_watchers()
+
+
+def test_a_real_success_is_listed_as_ok_with_its_duration_and_memory(real_run: RealRun) -> None:
+    good = real_run.finished("e2e-ok")
+    assert (good["outcome"], good["outcome_text"]) == ("ok", "ok")
     assert good["duration"] is not None and good["maxrss_kb"] > 0
-    assert doc["running"][0]["host"] == home.host
-    assert doc["running"][0]["pid"] is not None
-    code, out, _err = jobs(home)
-    assert code == 0 and "e2e-running" in out and "e2e-bad" in out
+
+
+def test_a_real_failure_is_listed_with_its_exit_code(real_run: RealRun) -> None:
+    bad = real_run.finished("e2e-bad")
+    assert (bad["outcome"], bad["outcome_text"]) == ("failed", "exit 3")
+
+
+def test_real_finished_jobs_carry_the_host_they_ran_on(real_run: RealRun) -> None:
+    assert real_run.finished("e2e-ok")["host"] == real_run.finished("e2e-bad")["host"] == real_run.home.host
+
+
+def test_a_real_running_job_is_listed_with_its_host_and_pid(real_run: RealRun) -> None:
+    (running,) = real_run.doc["running"]
+    assert running["host"] == real_run.home.host and running["pid"] is not None
+
+
+def test_the_table_shows_running_and_finished_jobs(real_run: RealRun) -> None:
+    assert "e2e-running" in real_run.table and "e2e-bad" in real_run.table
 
 
 def test_counts_of_a_cut_list_match_the_whole_window(home: Home) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from harness import Home, Receiver, WatcherProc, fast_config, wait_until
+from harness import Home, Receiver, WatcherProc, fast_config, new_home, serve_receiver, wait_until
 
 
 def saved(home: Home) -> dict[str, Any]:
@@ -18,29 +20,59 @@ def saved(home: Home) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"failed": [], "outbox": []}
 
 
-@pytest.mark.parametrize("status", [401, 403, 404])
-def test_a_refused_url_is_failed_once_not_retried_and_shown_by_status_and_jobs(
-        home: Home, receiver: Receiver, status: int) -> None:
-    receiver.status = status
-    home.write_config(fast_config(receiver.url))  # retry_initial 0.3 s: a retry would show quickly
-    w = WatcherProc(home).start()
-    try:
-        assert home.pingch("-t", "refused", "true").returncode == 0
-        wait_until(lambda: saved(home)["failed"], 20, "the delivery to be failed")
-        time.sleep(2)  # several retry periods
-        assert len(receiver.posts) == 1  # tried once, never again
-        (failed,) = saved(home)["failed"]
-        assert failed["status"] == status and "refused" in failed["title"]
-        assert saved(home)["outbox"] == []
-        code, out, _ = home.notifyd("status")
-        assert code == 0
-        assert f"failed: ✅ refused finished on {home.host} → json://127.0.0.1:{receiver.port}/****" in out
-        assert f"error={status}" in out
-        code, out, _ = home.notifyd("jobs", "--json")
-        (job,) = json.loads(out)["finished"]
-        assert job["delivery"] == "failed"
-    finally:
-        w.stop()
+@dataclass
+class Refused:
+    """A job whose delivery the service refused with `status`, a few retry periods later."""
+
+    status: int
+    port: int
+    posts: int
+    saved: dict[str, Any]
+    status_text: str
+    listed: list[dict[str, Any]]
+    host: str
+
+
+@pytest.fixture(scope="module", params=[401, 403, 404])
+def refused(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refused]:
+    with serve_receiver() as receiver:
+        receiver.status = request.param
+        home = new_home(tmp_path_factory.mktemp("refused") / "home")
+        home.write_config(fast_config(receiver.url))  # retry_initial 0.3 s: a retry would show quickly
+        w = WatcherProc(home).start()
+        try:
+            assert home.pingch("-t", "refused", "true").returncode == 0
+            wait_until(lambda: saved(home)["failed"], 20, "the delivery to be failed")
+            time.sleep(2)  # several retry periods
+            code, status_text, _ = home.notifyd("status")
+            assert code == 0
+            code, out, _ = home.notifyd("jobs", "--json")
+            yield Refused(request.param, receiver.port, len(receiver.posts), saved(home), status_text,
+                          json.loads(out)["finished"], home.host)
+        finally:
+            w.stop()
+            home.kill_watchers()
+
+
+def test_a_refused_url_is_tried_once_and_never_again(refused: Refused) -> None:
+    assert refused.posts == 1
+
+
+def test_a_refused_delivery_is_kept_as_failed_with_the_services_answer(refused: Refused) -> None:
+    (failed,) = refused.saved["failed"]
+    assert failed["status"] == refused.status and "refused" in failed["title"]
+    assert refused.saved["outbox"] == []
+
+
+def test_status_names_the_failed_delivery_its_masked_url_and_the_answer(refused: Refused) -> None:
+    assert (f"failed: ✅ refused finished on {refused.host} → json://127.0.0.1:{refused.port}/****"
+            in refused.status_text)
+    assert f"error={refused.status}" in refused.status_text
+
+
+def test_notifyd_jobs_lists_the_refused_job_as_failed(refused: Refused) -> None:
+    (job,) = refused.listed
+    assert job["delivery"] == "failed"
 
 
 def test_notify_test_says_what_the_service_answered_and_what_to_do(home: Home,

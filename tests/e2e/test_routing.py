@@ -11,9 +11,12 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from harness import FAST, PINGCH, Home, Receiver, WatcherProc, wait_until
+import pytest
+from harness import FAST, PINGCH, Home, Receiver, WatcherProc, new_home, serve_receiver, wait_until
 
 
 def config(receiver: Receiver, notify: str = "", **routes: str) -> str:
@@ -58,33 +61,65 @@ def told_in(body: dict[str, Any]) -> int:
 
 
 # -- bursts --------------------------------------------------------------------------------------
-def test_a_burst_of_400_jobs_is_a_few_messages_within_budget_and_every_job_is_told_once(
-        home: Home, receiver: Receiver) -> None:
-    home.write_config(config(receiver, "rate = 20/min\ndigest_after = 5\nmax_length = 2000\n"
-                                       "digest_quiet = 1s\n"))
-    w = WatcherProc(home).start()
-    try:
-        run_many(home, 400, "burst")
-        wait_until(lambda: len(inbox_jobs(home)) >= 400, 60, "400 jobs in the inbox")
-        wait_until(lambda: settled(home), 60, "every message sent")
-        bodies = posts(receiver, "all")
-        assert len(bodies) <= 20  # the budget: 20 a minute, and this took well under one
-        singles = [b for b in bodies if told_in(b) == 1 and "jobs finished" not in b["title"]]
-        assert len(singles) == 5
-        assert sum(told_in(b) for b in bodies) == 400  # every job in a digest or its own message
-        assert all(len(b["title"]) + len(b["message"]) <= 2000 for b in bodies)
-        digest = next(b for b in bodies if "jobs finished" in b["title"])
-        assert "notifyd jobs" in digest["message"]  # the digest was cut and says where the rest is
-        jobs = inbox_jobs(home)
-        assert len(jobs) == len(set(jobs)) == 400  # none twice
-        # Nothing lost from `notifyd jobs`, though the digest could not name them all.
-        code, out, err = home.notifyd("jobs", "--json", "--since", "1h", "-n", "1000")
-        assert code == 0, err
-        finished = json.loads(out)["finished"]
-        assert sorted(j["title"] for j in finished) == sorted(f"burst-{i}" for i in range(1, 401))
-        assert {j["delivery"] for j in finished} == {"delivered"}
-    finally:
-        w.stop()
+@dataclass
+class Burst:
+    """What 400 real jobs through a real watcher left: messages, inbox, `notifyd jobs --json`."""
+
+    bodies: list[dict[str, Any]]
+    inbox: list[str]
+    listed: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Burst]:
+    """400 jobs, rate 20/min, 5 single messages before digests, 2,000 characters a message."""
+    with serve_receiver() as receiver:
+        home = new_home(tmp_path_factory.mktemp("burst") / "home")
+        home.write_config(config(receiver, "rate = 20/min\ndigest_after = 5\nmax_length = 2000\n"
+                                           "digest_quiet = 1s\n"))
+        w = WatcherProc(home).start()
+        try:
+            run_many(home, 400, "burst")
+            wait_until(lambda: len(inbox_jobs(home)) >= 400, 60, "400 jobs in the inbox")
+            wait_until(lambda: settled(home), 60, "every message sent")
+            code, out, err = home.notifyd("jobs", "--json", "--since", "1h", "-n", "1000")
+            assert code == 0, err
+            yield Burst(posts(receiver, "all"), inbox_jobs(home), json.loads(out)["finished"])
+        finally:
+            w.stop()
+            home.kill_watchers()
+
+
+def test_a_burst_stays_within_the_rate_budget(burst: Burst) -> None:
+    assert len(burst.bodies) <= 20  # 20 a minute, and the burst took well under one
+
+
+def test_a_burst_starts_with_digest_after_single_messages(burst: Burst) -> None:
+    singles = [b for b in burst.bodies if "jobs finished" not in b["title"]]
+    assert len(singles) == 5
+
+
+def test_every_job_of_a_burst_is_told_in_a_digest_or_its_own_message(burst: Burst) -> None:
+    assert sum(told_in(b) for b in burst.bodies) == 400
+
+
+def test_no_message_of_a_burst_is_over_max_length(burst: Burst) -> None:
+    assert all(len(b["title"]) + len(b["message"]) <= 2000 for b in burst.bodies)
+
+
+def test_a_digest_cut_to_fit_says_where_the_rest_is(burst: Burst) -> None:
+    digest = next(b for b in burst.bodies if "jobs finished" in b["title"])
+    assert "notifyd jobs" in digest["message"]
+
+
+def test_every_job_of_a_burst_is_in_the_inbox_once(burst: Burst) -> None:
+    assert len(burst.inbox) == len(set(burst.inbox)) == 400
+
+
+def test_notifyd_jobs_lists_every_job_of_a_burst_as_delivered(burst: Burst) -> None:
+    # Nothing lost from `notifyd jobs`, though the digest could not name them all.
+    assert sorted(j["title"] for j in burst.listed) == sorted(f"burst-{i}" for i in range(1, 401))
+    assert {j["delivery"] for j in burst.listed} == {"delivered"}
 
 
 def test_the_budget_holds_across_a_watcher_restart(home: Home, receiver: Receiver) -> None:

@@ -11,15 +11,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import needs
 import pytest
-from harness import CRONTAB, NOTIFYD, REPO, Home, needs_crontab
+from harness import CRONTAB, NOTIFYD, REPO, Home
 from harness import read_crontab as _read
 from harness import write_crontab as _write
 
 BEGIN = "# >>> notifyd"
 
 
-@needs_crontab
+@needs.crontab
 def test_install_twice_gives_one_block_with_absolute_paths(home: Home, crontab: None) -> None:
     _write("MAILTO=\"\"\n0 3 * * * /usr/bin/true\n")
     assert home.notifyd("cron", "install")[0] == 0
@@ -37,7 +38,7 @@ def test_install_twice_gives_one_block_with_absolute_paths(home: Home, crontab: 
                for line in table.splitlines())
 
 
-@needs_crontab
+@needs.crontab
 def test_remove_restores_the_previous_crontab_byte_for_byte(home: Home, crontab: None) -> None:
     before = "# my jobs\n\n15  4 * * 1-5\t/usr/bin/backup --all   \n@reboot /usr/bin/true\n"
     _write(before)
@@ -48,7 +49,7 @@ def test_remove_restores_the_previous_crontab_byte_for_byte(home: Home, crontab:
     assert _read() == before
 
 
-@needs_crontab
+@needs.crontab
 def test_remove_after_install_on_an_empty_crontab_leaves_no_crontab(home: Home, crontab: None) -> None:
     _write(None)
     assert home.notifyd("cron", "install")[0] == 0
@@ -56,7 +57,7 @@ def test_remove_after_install_on_an_empty_crontab_leaves_no_crontab(home: Home, 
     assert _read() is None
 
 
-@needs_crontab
+@needs.crontab
 def test_show_prints_the_installed_block_or_what_install_would_add(home: Home, crontab: None) -> None:
     _write(None)
     code, out, _ = home.notifyd("cron", "show")
@@ -67,7 +68,7 @@ def test_show_prints_the_installed_block_or_what_install_would_add(home: Home, c
     assert "ensure" in out
 
 
-@needs_crontab
+@needs.crontab
 def test_installed_snapshot_line_works_when_run_the_way_cron_runs_it(
         home: Home, crontab: None) -> None:
     _write(None)
@@ -138,7 +139,7 @@ def test_user_refused_by_cron_gets_crontabs_reason_and_where_to_look(
     assert "/etc/cron.deny" in p.stdout
 
 
-@needs_crontab
+@needs.crontab
 def test_install_collapses_two_hand_copied_blocks_into_one(home: Home, crontab: None) -> None:
     assert home.notifyd("cron", "install")[0] == 0
     table = _read()
@@ -152,7 +153,7 @@ def test_install_collapses_two_hand_copied_blocks_into_one(home: Home, crontab: 
     assert _read() == "0 1 * * * /usr/bin/true\n0 2 * * * /usr/bin/true\n"
 
 
-@needs_crontab
+@needs.crontab
 def test_percent_in_a_carried_path_is_escaped_for_cron(home: Home, crontab: None) -> None:
     _write(None)
     home.env["NOTIFYD_CONFIG"] = str(home.root / "100%lab" / "notifyd.conf")
@@ -162,7 +163,7 @@ def test_percent_in_a_carried_path_is_escaped_for_cron(home: Home, crontab: None
     assert "100\\%lab" in table and "100%lab" not in table.replace("100\\%lab", "")
 
 
-@needs_crontab
+@needs.crontab
 def test_cron_lines_start_from_root_so_home_files_cannot_shadow_modules(
         home: Home, crontab: None) -> None:
     _write(None)
