@@ -19,13 +19,13 @@ from typing import Any
 from notifyd import state
 from notifyd.notify import inbox
 from notifyd.notify.inbox import LOST_SUFFIX, is_job_record
-from notifyd.notify.message import signal_name
+from notifyd.notify.outcome import BAD, exit_words
 from notifyd.notify.targets import INBOX_KEY
 from notifyd.paths import Paths
 from notifyd.records import LostJob, OutboxEntry, RunningJob
 
 # A lost job that later finishes has a ":lost" and a ":finish" record: the finish wins.
-_FAILED = inbox.BAD_OUTCOMES
+_FAILED = BAD
 
 
 @dataclass(frozen=True)
@@ -161,10 +161,10 @@ def _outcome(exit_code: int | None, sig: int | None, outcome: str) -> tuple[str,
     """(outcome, words): words as in the messages, 'ok' for a success."""
     if outcome == "lost":
         return "lost", "lost"
-    if sig is not None:
-        return "failed", f"killed by {signal_name(sig)}"
-    if exit_code is not None:
-        return ("ok", "ok") if exit_code == 0 else ("failed", f"exit {exit_code}")
+    if sig is not None or (exit_code is not None and exit_code != 0):
+        return "failed", exit_words(exit_code, sig)
+    if exit_code == 0:
+        return "ok", "ok"
     if outcome in ("ok", "failed"):
         return outcome, outcome
     return "unknown", "unknown"

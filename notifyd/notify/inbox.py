@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from notifyd import fsutil
-from notifyd.notify.message import job_state
+from notifyd.notify.outcome import BAD as BAD_OUTCOMES
+from notifyd.notify.outcome import Outcome
 
 FINISH_SUFFIX = ":finish"
 LOST_SUFFIX = ":lost"  # a lost job that later finishes has both records: the finish wins
-BAD_OUTCOMES = ("failed", "lost")
 
 
 def job_summary(ev: dict[str, Any], silent: bool) -> dict[str, Any]:
     """A finished or lost job's `info`, as `notifyd jobs` lists it (notify/history.py)."""
     return {
         "host": ev.get("host"), "pid": ev.get("pid"), "title": ev.get("title"),
-        "group": ev.get("group"), "outcome": job_state(ev), "exit": ev.get("exit"),
+        "group": ev.get("group"), "outcome": Outcome.of(ev).value, "exit": ev.get("exit"),
         "signal": ev.get("signal"), "duration": ev.get("duration"), "maxrss_kb": ev.get("maxrss_kb"),
         "start_ts": ev.get("start_ts"), "end_ts": ev.get("ts"), "silent": silent,
     }

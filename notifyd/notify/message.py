@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from notifyd.notify import defuse
+from notifyd.notify.outcome import Outcome, exit_words, succeeded
 from notifyd.text import human_duration, human_kib, short_duration
 
 # Apprise joins title and body with "\r\n" where a service has one text field
@@ -30,39 +31,16 @@ DIGEST_TITLE_CHARS = 60  # one job's title in a digest line: room for more lines
 class Message:
     title: str
     body: str
-    kind: str  # "success", "failure", "warning" or "info": Apprise's notify types
+    severity: str  # "success", "failure", "warning" or "info": Apprise's notify types
     attach: str = ""  # a file to attach where the service can ("" for none)
 
 
 # -- words for numbers --------------------------------------------------------------------
 
 
-def signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
-
-
 def describe_exit(ev: dict[str, Any]) -> str:
     """'exit 0', 'exit 3', 'killed by SIGKILL' or 'exit unknown'."""
-    sig = ev.get("signal")
-    if isinstance(sig, int) and not isinstance(sig, bool):
-        return f"killed by {signal_name(sig)}"
-    code = ev.get("exit")
-    if isinstance(code, int) and not isinstance(code, bool):
-        return f"exit {code}"
-    return "exit unknown"
-
-
-def succeeded(ev: dict[str, Any]) -> bool | None:
-    """True for exit 0, False for a failure, None when nobody can know (pingch -p)."""
-    if isinstance(ev.get("signal"), int):
-        return False
-    code = ev.get("exit")
-    if isinstance(code, int) and not isinstance(code, bool):
-        return code == 0
-    return None
+    return exit_words(ev.get("exit"), ev.get("signal"))
 
 
 def possibly_oom(ev: dict[str, Any]) -> bool:
@@ -348,14 +326,6 @@ def _hosts(hosts: Sequence[str]) -> str:
     return f"{', '.join(hosts[:3])} and {_plural(len(hosts) - 3, 'more host')}"
 
 
-def job_state(ev: dict[str, Any]) -> str:
-    """'ok', 'failed', 'lost' or 'unknown' (pingch -p): how a job ended, in one word."""
-    if ev.get("lost"):
-        return "lost"
-    ok = succeeded(ev)
-    return "ok" if ok is True else "failed" if ok is False else "unknown"
-
-
 _ORDER = {"failed": 0, "lost": 1, "unknown": 2, "ok": 3}
 _MARK = {"failed": "❌", "lost": "❓", "unknown": "🏁", "ok": "✅"}
 
@@ -365,7 +335,7 @@ def digest(jobs: Sequence[dict[str, Any]], limit: int) -> Message:
 
     `jobs` are finish events as in the spool; a lost job carries "lost": reason.
     """
-    states = [job_state(ev) for ev in jobs]
+    states = [Outcome.of(ev).value for ev in jobs]
     hosts = sorted({defuse.line(ev.get("host", "?")) for ev in jobs})
     n = {s: states.count(s) for s in _ORDER}
     head = (f"{_plural(len(jobs), 'job')} finished on {_hosts(hosts)}: "

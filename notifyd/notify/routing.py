@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 from notifyd.config import Config
-from notifyd.notify import inbox, message
+from notifyd.notify import inbox, message, outcome
+from notifyd.notify.outcome import Outcome
 from notifyd.notify.targets import INBOX_KEY, Target
 from notifyd.records import Batch, Budget, Group, GroupMember, OutboxEntry
 from notifyd.state import State
@@ -33,7 +34,7 @@ from notifyd.state import State
 # groups keep only these, so a burst of 1,000 jobs keeps the state small.
 _COMPACT = ("job", "title", "host", "pid", "exit", "signal", "duration", "start_ts", "ts", "group",
             "maxrss_kb", "exit_unknown", "unwatched", "lost", "oom", "mem_total_kb")
-_BAD = inbox.BAD_OUTCOMES
+_BAD = outcome.BAD
 
 
 def is_silent(ev: dict[str, Any], failed: bool, config: Config) -> bool:
@@ -57,7 +58,7 @@ def compact(ev: dict[str, Any]) -> dict[str, Any]:
 def _entry(entry_id: str, jobs: list[str], msg: message.Message, targets: list[str], now: float,
            **extra: Any) -> OutboxEntry:
     return OutboxEntry(id=entry_id, job=jobs[0] if len(jobs) == 1 else "", jobs=jobs, title=msg.title,
-                       body=msg.body, severity=msg.kind, created=round(now, 3), targets=targets,
+                       body=msg.body, severity=msg.severity, created=round(now, 3), targets=targets,
                        **extra)
 
 
@@ -69,7 +70,7 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
               ev: dict[str, Any], msg: message.Message, now: float) -> None:
     """Route one finished (or lost) job: inbox record, single messages, batches, its group."""
     job = str(ev["job"])
-    failed = message.job_state(ev) in _BAD
+    failed = Outcome.of(ev).is_bad
     group = ev.get("group")
     silent = is_silent(ev, failed, config)
     singles: list[str] = []
@@ -120,7 +121,7 @@ def _group_job_ended(state: State, name: str, ev: dict[str, Any], now: float) ->
     group = state.groups.setdefault(name, Group(opened=now, changed=now))
     duration, code, sig = ev.get("duration"), ev.get("exit"), ev.get("signal")
     group.jobs[str(ev["job"])] = GroupMember(
-        outcome=message.job_state(ev), title=ev.get("title"), host=ev.get("host"),
+        outcome=Outcome.of(ev).value, title=ev.get("title"), host=ev.get("host"),
         duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool)
         else None,
         exit=code if isinstance(code, int) and not isinstance(code, bool) else None,

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from notifyd.config import Config
@@ -30,6 +30,9 @@ from notifyd.notify import apprise_urls, inbox
 from notifyd.records import OutboxEntry
 
 INBOX_KEY = "inbox"
+# What a message is about: one job's end, many jobs' (a digest), a group's
+# summary, a job's start. Not its severity (Apprise's notify type).
+MessageKind = Literal["job", "digest", "group", "start"]
 
 
 def mask_url(url: str) -> str:
@@ -140,15 +143,15 @@ class Target:
         """Deliver one outbox entry."""
         raise NotImplementedError
 
-    def wants(self, kind: str, failed: bool) -> bool:
-        """Does this target take a message of `kind` ("job", "digest", "group", "start")?
+    def wants(self, what: MessageKind, failed: bool) -> bool:
+        """Does this target take a message of this kind ("job", "digest", "group", "start")?
 
         A "job" for a digest-only target is not refused: it waits for the next
         digest (the watcher batches it).
         """
         if FAILURE_TAG in self.tags and not failed:
             return False
-        return not (kind == "start" and DIGEST_TAG in self.tags)
+        return not (what == "start" and DIGEST_TAG in self.tags)
 
     @property
     def digests_only(self) -> bool:

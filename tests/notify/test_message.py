@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from notifyd.notify import message
+from notifyd.notify import message, outcome
 from notifyd.notify.defuse import ZWSP, defuse
 from notifyd.notify.message import describe_exit, finished
 
@@ -52,7 +52,7 @@ def test_describe_exit_does_not_take_a_bool_for_an_exit_code() -> None:
 
 def test_successful_job_gives_success_with_check_mark() -> None:
     msg = finished(_finish(exit=0))
-    assert msg.kind == "success"
+    assert msg.severity == "success"
     assert msg.title.startswith("✅")
     assert "train" in msg.title
     assert "node5" in msg.title
@@ -60,7 +60,7 @@ def test_successful_job_gives_success_with_check_mark() -> None:
 
 def test_failed_job_gives_failure_with_exit_code_in_title() -> None:
     msg = finished(_finish(exit=3))
-    assert msg.kind == "failure"
+    assert msg.severity == "failure"
     assert msg.title.startswith("❌")
     assert "exit 3" in msg.title
 
@@ -68,13 +68,13 @@ def test_failed_job_gives_failure_with_exit_code_in_title() -> None:
 @pytest.mark.parametrize(("num", "name"), [(9, "SIGKILL"), (15, "SIGTERM")])
 def test_killed_job_gives_failure_with_signal_name_in_title(num: int, name: str) -> None:
     msg = finished(_finish(exit=None, signal=num))
-    assert msg.kind == "failure"
+    assert msg.severity == "failure"
     assert name in msg.title
 
 
 def test_unknown_exit_gives_info() -> None:
     msg = finished(_finish(exit=None))
-    assert msg.kind == "info"
+    assert msg.severity == "info"
     assert "exit" not in msg.title
 
 
@@ -150,7 +150,7 @@ def test_mentions_in_other_job_fields_are_defused(field: str) -> None:
 # -- words for numbers ---------------------------------------------------------------------------
 
 def test_signal_name_of_a_known_signal() -> None:
-    assert message.signal_name(2) == "SIGINT"
+    assert outcome.signal_name(2) == "SIGINT"
 
 
 def test_peak_rss_not_above_pingchs_own_is_shown_as_an_upper_bound() -> None:
@@ -210,7 +210,7 @@ def test_attach_note_defuses_path_and_reason() -> None:
 def test_started_says_title_and_host_as_info() -> None:
     msg = message.started(_finish(ev="start", group="sweep"))
     assert msg.title == "▶️ train started on node5"
-    assert msg.kind == "info"
+    assert msg.severity == "info"
     assert "group sweep" in msg.body
     assert "python train.py --epochs 3" in msg.body
 
@@ -224,7 +224,7 @@ def test_lost_says_why_and_shows_no_hidden_command() -> None:
                        "host node5 rebooted")
     assert msg.title == "❓ fit lost on node5"
     assert msg.body.startswith("lost: host node5 rebooted")
-    assert msg.kind == "failure"
+    assert msg.severity == "failure"
 
 
 # -- fit ---------------------------------------------------------------------------------------------
@@ -300,9 +300,9 @@ def test_digest_lists_failures_then_lost_then_ok_ones() -> None:
 
 
 def test_digest_kind_is_failure_when_any_failed_or_lost() -> None:
-    assert message.digest(_jobs(3), 2000).kind == "success"
-    assert message.digest([*_jobs(3), _finish(exit=1)], 2000).kind == "failure"
-    assert message.digest([*_jobs(3), _finish(exit=None, lost="gone")], 2000).kind == "failure"
+    assert message.digest(_jobs(3), 2000).severity == "success"
+    assert message.digest([*_jobs(3), _finish(exit=1)], 2000).severity == "failure"
+    assert message.digest([*_jobs(3), _finish(exit=None, lost="gone")], 2000).severity == "failure"
 
 
 @pytest.mark.parametrize("limit", [200, 500, 2000])
@@ -327,7 +327,7 @@ def test_group_done_title_counts_outcomes() -> None:
     jobs += [_member("bad", "failed", 5.0, exit=3), _member("gone", "lost", None)]
     msg = message.group_done("sweep", jobs, 2000)
     assert msg.title == "📦 group sweep done: 12 jobs: 10 ok, 1 failed, 1 lost"
-    assert msg.kind == "failure"
+    assert msg.severity == "failure"
 
 
 def test_group_done_body_has_total_time_longest_job_and_failures() -> None:
@@ -341,7 +341,7 @@ def test_group_done_body_has_total_time_longest_job_and_failures() -> None:
 
 def test_group_done_of_only_successes_is_success() -> None:
     msg = message.group_done("g", [_member("a", "ok", 1.0)], 2000)
-    assert msg.kind == "success"
+    assert msg.severity == "success"
     assert msg.title == "📦 group g done: 1 job: 1 ok"
 
 

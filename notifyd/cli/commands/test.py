@@ -25,7 +25,7 @@ def command() -> int:
         typer.echo(discord_howto(paths.config_file), err=True)
         return int(ExitStatus.DELIVERY)
     msg = message.make_test_message(host)
-    entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.kind,
+    entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.severity,
                         created=time.time(), targets=[t.key for t in targets])
     failed = 0
     for target in targets:
