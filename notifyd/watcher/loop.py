@@ -23,30 +23,25 @@ import os
 import select
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from notifyd import fsutil, state
+from notifyd import state
 from notifyd.config import Config
 from notifyd.config import load as load_config
 from notifyd.errors import NotifydError, StateFileError
 from notifyd.nodes import reader as nodes
 from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
-from notifyd.records import RunningJob
 from notifyd.spool import wake
 from notifyd.watcher import lease, lost
+from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.delivery import Delivery
+from notifyd.watcher.intake import Intake
 from notifyd.watcher.sources.base import EventSource
-from notifyd.watcher.sources.legacy import LegacyFile
-from notifyd.watcher.sources.spool import shown, spool_files
 
 log = logging.getLogger("notifyd")
 WAKE_SETTLE = 0.02  # seconds between a poke and the round it triggers
-# A finish this close to (or before) the state's done_horizon is checked
-# against the inbox: host clocks may be a little off the watcher's.
-HORIZON_MARGIN = 86400.0
-INBOX_IDS_FOR = 600.0  # seconds the inbox's job ids stay loaded after they were needed
 LOST_CHECK_EVERY = 30.0
 
 
@@ -68,67 +63,6 @@ def setup_logging(paths: Paths, host: str, max_bytes: int, to_stderr: bool) -> N
         err = logging.StreamHandler()
         err.setFormatter(fmt)
         log.addHandler(err)
-
-
-class Clock:
-    """The watcher's clocks: wall time, a monotonic one for intervals, and the file server's.
-
-    The file server's is read by writing a probe file (fsutil.server_now),
-    so a round reads it at most once and only when it needs it (Round).
-    Tests pass a Clock of their own with fixed times.
-    """
-
-    def __init__(self, server_dir: str, host: str) -> None:
-        self._dir, self._host = server_dir, host
-
-    def time(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def server_time(self) -> float:
-        return fsutil.server_now(self._dir, self._host)
-
-
-class Round:
-    """One round's clocks, read once: `now`, and the server's time the first time it is asked."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.now = clock.time()
-        self.tick = clock.monotonic()
-        self._clock = clock
-        self._server: float | None = None
-
-    @property
-    def server_now(self) -> float:
-        if self._server is None:
-            self._server = self._clock.server_time()
-        return self._server
-
-
-class InboxIds:
-    """The inbox's job ids, loaded when an old finish must be looked up and kept for a while."""
-
-    def __init__(self, load: Callable[[], set[str]]) -> None:
-        self._load = load
-        self._ids: set[str] | None = None
-        self._loaded_at = 0.0
-
-    def expire(self, tick: float) -> None:
-        if self._ids is not None and tick - self._loaded_at > INBOX_IDS_FOR:
-            self._ids = None
-
-    def contains(self, job: str, tick: float) -> bool:
-        if self._ids is None:
-            self._ids, self._loaded_at = self._load(), tick
-            log.info("looking up old finishes in the inbox (%d jobs)", len(self._ids))
-        return job in self._ids
-
-    def add(self, job: str) -> None:
-        """A job told now: if the ids are loaded, they must know it as the inbox soon will."""
-        if self._ids is not None:
-            self._ids.add(job)
 
 
 class Watcher:
@@ -155,7 +89,7 @@ class Watcher:
         self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
         self._wake_up = wake_up
-        self.inbox_ids = InboxIds(self._told_ids)
+        self.intake = Intake(paths, self.clock, self._given_sources)
         self._next_lost_check = 0.0
 
     # -- start and stop -------------------------------------------------------
@@ -279,7 +213,6 @@ class Watcher:
     def round(self) -> None:
         """One pass: read new events, save, judge lost jobs, flush, deliver, save what was delivered."""
         moment = Round(self.clock)
-        self.inbox_ids.expire(moment.tick)
         self._maybe_reload_config()
         if self.ingest(moment):
             self._save()
@@ -348,99 +281,13 @@ class Watcher:
             log.warning("%d pending deliveries wait for URLs that are not configured now; "
                         "they are kept for retry_for, then given up", waiting)
 
-    # -- reading the sources ----------------------------------------------------
-    def sources(self) -> list[EventSource]:
-        """This round's sources: every host's spool file, the legacy file if there is one."""
-        if self._given_sources is not None:
-            return self._given_sources
-        found: list[EventSource] = list(spool_files(str(self.paths.events_dir)))
-        legacy = LegacyFile(self.config.legacy_file)
-        if legacy.exists():
-            found.append(legacy)
-        return found
-
     def ingest(self, moment: Round | None = None) -> bool:
-        """Poll every due source; True when the state changed."""
-        moment = moment or Round(self.clock)
-        changed = False
-        for source in self.sources():
-            if not source.due(moment.now):
-                continue
-            before = self.state.cursors.get(source.key)
-            polled = source.poll(before, moment.now)
-            for warning in polled.warnings:
-                log.warning("%s", warning)
-            self.state.stats.malformed += polled.malformed
-            for job, ts in polled.history:
-                # Remembered, so a trimmed and re-read file does not announce it.
-                self.state.remember_done(job, ts)
-            for ev in polled.events:
-                self._take(ev, source, moment)
-            self.state.cursors[source.key] = polled.cursor
-            changed |= polled.changed or polled.cursor != before
-        return changed
+        """Poll every due source into the state; True when it changed."""
+        return self.intake.ingest(self.state, self.targets, self.config, moment or Round(self.clock))
 
-    def _take(self, ev: dict[str, Any], source: EventSource, moment: Round) -> None:
-        """Handle one event; one that still breaks us is skipped and counted, never retried forever."""
-        try:
-            self.handle_event(ev, moment.now, source)
-        except Exception as exc:
-            # Valid JSON that still breaks us (absurd numbers, a bug): the
-            # event is skipped like a malformed one.
-            self.state.stats.malformed += 1
-            log.warning("skipping unusable event %s from %s: %s: %s", shown(str(ev.get("job"))),
-                        shown(source.key), type(exc).__name__, exc)
-
-    def handle_event(self, ev: dict[str, Any], now: float, source: EventSource | None = None) -> None:
-        job = ev["job"]
-        self.state.stats.events += 1
-        self.state.stats.last_event = {
-            "host": ev.get("host"), "ev": ev.get("ev"), "job": job,
-            "title": ev.get("title"), "ts": ev.get("ts"), "read_at": round(now, 3),
-        }
-        if ev["ev"] == "start":
-            if job not in self.state.done:
-                kind = source.kind if source else "spool"
-                owned = bool(source and source.owns_liveness)
-                self.state.running[job] = RunningJob.from_event(ev, kind, owned)
-                routing.job_started(self.state, self.targets, self.config, ev, now)
-            return
-        self.state.running.pop(job, None)
-        self.state.missing_since.pop(job, None)
-        if self.told_before(job, float(ev.get("ts") or 0.0)):
-            routing.already_told(self.state, ev)
-            return  # already notified: a re-read spool must not repeat it
-        was_lost = self.state.lost.pop(job, None)
-        if was_lost:
-            ev = {**ev, "was_lost": was_lost.reason}
-        msg = message.finished(ev)
-        self.state.remember_done(job, float(ev["ts"]))
-        self.inbox_ids.add(job)
-        routing.job_ended(self.state, self.targets, self.config, entry_id=f"{job}:finish", ev=ev,
-                          msg=msg, now=now)
-
-    def told_before(self, job: str, ts: float) -> bool:
-        """Was this job's finish notified already (it is in `done`, or old and in the inbox)?
-
-        `done` keeps the newest DONE_KEEP jobs. A spool re-read from the top
-        (state lost, file replaced) after a long history holds older ones:
-        those are looked up in the inbox, loaded once and kept a while.
-        """
-        if job in self.state.done:
-            return True
-        horizon = self.state.done_horizon
-        if not horizon or ts > horizon + HORIZON_MARGIN:
-            return False
-        return self.inbox_ids.contains(job, self.clock.monotonic())
-
-    def _told_ids(self) -> set[str]:
-        # With every job told so far that may not be in the file yet: those
-        # waiting in the outbox, and those in `done` (which may be dropped
-        # from it while these ids are in use).
-        ids = inbox.job_ids(self.paths.inbox_dir)
-        ids.update(e.job for e in self.state.outbox if e.job)
-        ids.update(self.state.done)
-        return ids
+    def handle_event(self, ev: dict[str, Any], now: float) -> None:
+        """One event, as if a source had just read it (tests, and the SLURM merge)."""
+        self.intake.handle(self.state, ev, to=self.targets, config=self.config, now=now)
 
     def find_lost(self, moment: Round | None = None) -> bool:
         """Report running jobs whose finish will never come; True if the state changed."""
