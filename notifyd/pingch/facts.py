@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
+from notifyd import procfs
 from notifyd.spool import events
 
 TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
@@ -52,7 +53,7 @@ def end_fields(opts: Options, environ: Mapping[str, str]) -> dict[str, object]:
             fields["attach_error"] = f"cannot attach {opts.attach}: {problem}"
         else:
             fields["attach"] = opts.attach
-    mem = _mem_total_kb()
+    mem = procfs.mem_total_kb()  # what a job's peak RSS is measured against
     if mem is not None:
         fields["mem_total_kb"] = mem
     cores = job_cores(environ)
@@ -130,18 +131,6 @@ def attach_problem(path: str) -> str:
     if not os.access(path, os.R_OK):
         return "not readable"
     return ""
-
-
-def _mem_total_kb() -> int | None:
-    """The node's MemTotal from /proc/meminfo (KiB): what a job's peak RSS is measured against."""
-    try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemTotal:"):
-                    return int(line.split()[1])
-    except (OSError, IndexError, ValueError):
-        pass
-    return None
 
 
 def job_cores(environ: Mapping[str, str]) -> int | None:

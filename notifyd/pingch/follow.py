@@ -10,6 +10,7 @@ import os
 import sys
 import time
 
+from notifyd import procfs
 from notifyd.pingch import facts, record
 from notifyd.spool import events
 
@@ -32,8 +33,8 @@ def watch_pid(pid: int, opts: Options, recorder: HostRecorder) -> int:
     if not start_ticks:
         sys.stderr.write(f"pingch: no running process with pid {pid}; check it with: ps -p {pid}\n")
         return 1
-    environ = _proc_environ(pid)  # now: a process's environment is unreadable once it is gone
-    start = _boot_time() + int(start_ticks) / os.sysconf("SC_CLK_TCK")
+    environ = procfs.environ(pid)  # now: a process's environment is unreadable once it is gone
+    start = procfs.boot_time() + int(start_ticks) / procfs.clock_ticks()
     started = _start_event(pid, start, opts, recorder)
     recorder.append(started)
     recorder.ensure_watcher()
@@ -53,11 +54,7 @@ def watch_pid(pid: int, opts: Options, recorder: HostRecorder) -> int:
 
 def _start_event(pid: int, start: float, opts: Options, recorder: HostRecorder) -> dict[str, object]:
     """The start event of a watched process: its command line and directory as /proc shows them."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = [os.fsdecode(a) for a in f.read().split(b"\0") if a]
-    except OSError:
-        argv = []
+    argv = procfs.cmdline(pid)
     try:
         cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
@@ -125,41 +122,13 @@ def _follow(pid: int, start_ticks: str, maxrss: int | None, cpu: float | None,
 def _proc_sample(pid: int) -> tuple[str, int | None, float | None]:
     """(start ticks, peak RSS KiB, cpu seconds) of a process from /proc; start '' if gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # After the command name (which may hold ')'): state, ..., utime,
-            # stime at 11-12, start time at 19 (proc(5), counted from field 3).
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return "", None, None
-    if len(fields) < 20 or fields[0] == b"Z":
-        return "", None, None  # gone, or exited and not yet reaped by its parent
-    start = fields[19].decode()
-    maxrss = cpu = None
-    try:
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    maxrss = int(line.split()[1])
-    except (OSError, IndexError, ValueError):
-        pass
-    return start, maxrss, cpu
-
-
-def _boot_time() -> float:
-    with open("/proc/stat", "rb") as f:
-        for line in f:
-            if line.startswith(b"btime "):
-                return float(line.split()[1])
-    return 0.0
-
-
-def _proc_environ(pid: int) -> dict[str, str]:
-    """A process's environment as it was started (/proc/PID/environ); {} if unreadable."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as f:
-            data = f.read()
+        fields = procfs.stat(pid)[1]
     except OSError:
-        return {}
-    pairs = (os.fsdecode(item).partition("=") for item in data.split(b"\0") if item)
-    return {name: value for name, _, value in pairs}
+        return "", None, None
+    if len(fields) <= procfs.START_TIME or fields[procfs.STATE] == b"Z":
+        return "", None, None  # gone, or exited and not yet reaped by its parent
+    try:
+        cpu = procfs.cpu_ticks(fields) / procfs.clock_ticks()
+    except ValueError:
+        return fields[procfs.START_TIME].decode(), None, None
+    return fields[procfs.START_TIME].decode(), procfs.peak_rss_kb(pid), cpu

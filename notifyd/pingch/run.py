@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from notifyd import procfs
 from notifyd.pingch import facts, record
 from notifyd.spool import events
 
@@ -87,7 +88,11 @@ def run_job(opts: Options, recorder: HostRecorder, job: str = "", log: str = "")
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         return _not_started(exc, opts, recorder, shown, job=job, log=log, start=start, cwd=cwd)
 
-    floor = _own_peak_rss()  # after the spawn: posix_spawn's own pages count too
+    # pingch's own peak RSS, right after the spawn (posix_spawn's own pages
+    # count too). The kernel folds the memory a process had before exec
+    # (pingch's, which the job shares until then) into the job's ru_maxrss
+    # (exec_mmap in fs/exec.c), so a job whose ru_maxrss is not above this used less.
+    floor = procfs.peak_rss_kb()
     job = job or events.new_job_id(recorder.host, pid)
     started = record.start_event(recorder, job=job, pid=pid, title=shown.title, cmd=shown.cmd,
                                  start=start, cwd=cwd, opts=opts, log=log)
@@ -177,20 +182,3 @@ def _not_started(exc: OSError, opts: Options, recorder: HostRecorder, shown: _Sh
         **facts.end_fields(opts, os.environ)))
     recorder.ensure_watcher()
     return code
-
-
-def _own_peak_rss() -> int | None:
-    """pingch's own peak RSS in KiB, read right after it spawned the job.
-
-    The kernel folds the memory a process had before exec (pingch's, which
-    the job shares until then) into the job's ru_maxrss (exec_mmap in
-    fs/exec.c), so a job whose ru_maxrss is not above this used less.
-    """
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, IndexError, ValueError):
-        pass
-    return None
