@@ -15,6 +15,7 @@ from notifyd import paths
 from notifyd.pingch import facts
 from notifyd.pingch.options import NAME_CHARS
 from notifyd.spool import events
+from notifyd.watcher import launch
 
 TYPE_CHECKING = False  # typing stays off the hot path
 if TYPE_CHECKING:
@@ -31,11 +32,8 @@ EXIT_ERROR = 1  # pingch -d could not start the job (its log or the spawn failed
 # never sees them.
 ENV_JOB_ID = "NOTIFYD_JOB_ID"
 ENV_JOB_LOG = "NOTIFYD_JOB_LOG"
-# The inner pingch of -d. Not `python -m`: that puts the working directory
-# first on sys.path, where a user's events.py could shadow ours (as in launch.py).
-# Only a leading '' goes: with PYTHONSAFEPATH there is none to remove.
-_INNER_ENTRY = ("import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; sys.argv[0] = 'pingch'; "
-                "from notifyd.pingch.entry import main; sys.exit(main())")
+# The inner pingch of -d: installed code only (see launch.python_entry).
+_INNER_ENTRY = launch.python_entry("pingch", "notifyd.pingch.entry", "main")
 
 
 def detach(opts: Options, recorder: HostRecorder) -> int:
@@ -54,30 +52,13 @@ def detach(opts: Options, recorder: HostRecorder) -> int:
         sys.stderr.write(f"pingch: cannot open {target} for the job's output: {exc.strerror or exc}; "
                          "the job was not started (name another file with -o FILE)\n")
         return EXIT_ERROR
-    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_DUP2, fd, 1),
-        (os.POSIX_SPAWN_DUP2, fd, 2),
-    ]
-    # Descriptors the caller let us inherit stay behind: a job holding, say,
-    # a pipe of the ssh session would keep that session from closing.
-    try:
-        inherited = [int(n) for n in os.listdir("/proc/self/fd")]
-    except OSError:
-        inherited = []
-    for n in inherited:
-        try:
-            if n > 2 and os.get_inheritable(n):
-                actions.append((os.POSIX_SPAWN_CLOSE, n))
-        except OSError:
-            pass  # the descriptor listdir itself used, already closed
     argv = [sys.executable, "-c", _INNER_ENTRY, *opts.inner_args, "--", *opts.command]
     env = {**os.environ, ENV_JOB_ID: job, ENV_JOB_LOG: log}
     # The child inherits an ignored SIGHUP, and the job pingch starts keeps it
     # ignored (see run.py's _block_signals); a handler would be reset by exec.
     old_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+        launch.spawn_detached(argv, env, out_fd=fd, keep_sigmask=True)
     except OSError as exc:
         sys.stderr.write(f"pingch: cannot start the job in the background: {exc}\n")
         return EXIT_ERROR
