@@ -15,7 +15,6 @@ from notifyd import paths
 from notifyd.pingch import facts
 from notifyd.pingch.options import NAME_CHARS
 from notifyd.spool import events
-from notifyd.watcher import launch
 
 TYPE_CHECKING = False  # typing stays off the hot path
 if TYPE_CHECKING:
@@ -32,10 +31,6 @@ EXIT_ERROR = 1  # pingch -d could not start the job (its log or the spawn failed
 # never sees them.
 ENV_JOB_ID = "NOTIFYD_JOB_ID"
 ENV_JOB_LOG = "NOTIFYD_JOB_LOG"
-# The inner pingch of -d: installed code only (see launch.python_entry).
-_INNER_ENTRY = launch.python_entry("pingch", "notifyd.pingch.entry", "main")
-
-
 def detach(opts: Options, recorder: HostRecorder) -> int:
     """pingch -d: start this pingch again in a session of its own and return at once.
 
@@ -52,7 +47,11 @@ def detach(opts: Options, recorder: HostRecorder) -> int:
         sys.stderr.write(f"pingch: cannot open {target} for the job's output: {exc.strerror or exc}; "
                          "the job was not started (name another file with -o FILE)\n")
         return EXIT_ERROR
-    argv = [sys.executable, "-c", _INNER_ENTRY, *opts.inner_args, "--", *opts.command]
+    from notifyd.watcher import launch  # -d only: a job in the foreground never loads it
+
+    # The inner pingch: installed code only (see launch.python_entry).
+    inner = launch.python_entry("pingch", "notifyd.pingch.entry", "main")
+    argv = [sys.executable, "-c", inner, *opts.inner_args, "--", *opts.command]
     env = {**os.environ, ENV_JOB_ID: job, ENV_JOB_LOG: log}
     # The child inherits an ignored SIGHUP, and the job pingch starts keeps it
     # ignored (see run.py's _block_signals); a handler would be reset by exec.

@@ -2,7 +2,8 @@
 
 Also the detached spawn itself (a session of its own, no inherited fds), which
 pingch -d uses for its job, and the `python -c` entry of installed code that
-both spawns run. Standard library only: pingch calls it on every job.
+both spawns run. Standard library only: pingch calls it whenever its own
+quick look at the lease (pingch/record.py) finds no watcher.
 """
 
 from __future__ import annotations
