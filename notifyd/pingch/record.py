@@ -1,4 +1,5 @@
-"""What pingch writes for the watcher: this host's events, its liveness marks, and the events' fields.
+"""What pingch writes for the watcher: this host's events, its liveness marks, and the events' fields;
+and a watcher started when none runs to read them.
 
 Events stay plain dicts (the wire format is spool/events.py's; docs/EVENTS.md
 lists the fields). Nothing here raises because of the spool: a job is never
@@ -26,7 +27,7 @@ TITLE_MAX = 80
 
 
 class HostRecorder:
-    """Appends events to this host's spool file and marks the host alive; warns once and never raises."""
+    """This host's side of the spool: events, liveness marks, a watcher if none runs; warns once."""
 
     def __init__(self) -> None:
         self.host = paths.host_name()
@@ -99,7 +100,7 @@ def watcher_looks_alive(lease_dir: str, host: str) -> bool:
     False, and lease.py judges as always (tests/pingch/test_record.py holds
     the two together).
     """
-    try:
+    try:  # lease.<N> files: lease.PREFIX and lease._generations
         gens = [int(n[6:]) for n in os.listdir(lease_dir) if n.startswith("lease.") and n[6:].isdigit()]
         if not gens:
             return False
