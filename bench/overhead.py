@@ -2,7 +2,9 @@
 
 Each round runs the command and its baseline alternately (so drift on a shared
 machine hits both alike) and takes the difference of their medians; the
-figure is the median of the rounds, with the rounds' spread.
+figure is the median of the rounds, with the rounds' spread. `pingch true` is
+also set against the bare interpreter of the same venv (`python -I -S -c
+pass`), the floor of any wrapper written in Python, as a ratio of medians.
 """
 
 from __future__ import annotations
@@ -43,8 +45,12 @@ def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
             "pingch": [install.pingch, "true"],
             "bash": ["bash", "-c", "true"],
             "bash_old": ["bash", "-c", OLD_PINGCH + "pingch_old true"],
+            # The floor of any wrapper written in Python: the same venv's
+            # interpreter started with nothing to do (no site, no script).
+            "python": [install.python, "-I", "-S", "-c", "pass"],
         }
-        added, added_old, ratios, raw_pingch, raw_true = [], [], [], [], []
+        added, added_old, ratios, over_python = [], [], [], []
+        raw_pingch, raw_true, raw_python = [], [], []
         for _ in range(rounds):
             runs: dict[str, list[float]] = {k: [] for k in commands}
             for _ in range(per_round):
@@ -55,19 +61,26 @@ def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
             added.append(a)
             added_old.append(b)
             ratios.append(a / b)
+            over_python.append(statistics.median(runs["pingch"]) / statistics.median(runs["python"]))
             raw_pingch += runs["pingch"]
             raw_true += runs["true"]
+            raw_python += runs["python"]
         stop_watchers(h)
-    d, old, r = Dist(added), Dist(added_old), Dist(ratios)
+    d, old, r, py = Dist(added), Dist(added_old), Dist(ratios), Dist(over_python)
     return [Row(
         "pingch overhead per job (wall, `pingch true` minus `true`)",
         d.fmt(ms),
-        f"old bash function: {old.fmt(ms)} added over `bash -c true`",
-        f"{r.median:.2f}x ({r.spread[0]:.2f}-{r.spread[1]:.2f})",
-        "<= 20 ms added; <= 4x the bash baseline's added time",
-        d.median <= 0.020 and r.median <= 4.0,
+        f"old bash function: {old.fmt(ms)} added over `bash -c true`; bare interpreter "
+        f"(`python -I -S -c pass`): {Dist(raw_python).fmt(ms)}",
+        f"{r.median:.2f}x ({r.spread[0]:.2f}-{r.spread[1]:.2f}) the bash function's; `pingch true` "
+        f"{py.median:.2f}x ({py.spread[0]:.2f}-{py.spread[1]:.2f}) the bare interpreter",
+        "<= 20 ms added; <= 4x the bash baseline's added time; `pingch true` <= 1.4x the bare "
+        "interpreter",
+        d.median <= 0.020 and r.median <= 4.0 and py.median <= 1.4,
         [f"{rounds} rounds of {per_round} runs of each command, interleaved; `pingch true` "
          f"itself {Dist(raw_pingch).fmt(ms)}, `true` {Dist(raw_true).fmt(ms)} over all runs",
+         "the bare interpreter is the venv's own python with no site and no script: the floor "
+         "of any wrapper written in Python; the ratio is `pingch true` over it, round by round",
          "a watcher was running for the user (as after login), so pingch starts none"],
     )]
 

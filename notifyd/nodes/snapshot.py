@@ -17,16 +17,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 
-from notifyd import fsutil
+from notifyd import fsutil, procfs
 from notifyd.errors import NotifydError
 from notifyd.nodes.reader import SCHEMA_VERSION
 
 CMD_MAX = 200  # characters of a command line kept per process
-
 
 
 def _user_name(uid: int) -> str:
@@ -80,46 +79,27 @@ def _gpus() -> list[dict[str, Any]] | None:
 _STATES = {"R": "running", "S": "sleeping", "D": "disk-sleep", "Z": "zombie", "T": "stopped",
            "t": "tracing-stop", "X": "dead", "x": "dead", "I": "idle", "P": "parked",
            "W": "waking", "K": "wake-kill"}
-_TICK = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class _Proc(NamedTuple):
+    """One process as the scan saw it."""
+
+    pid: int
+    name: str  # the command name in /proc/PID/stat, shown when there is no command line
+    user: str
+    cpu: float  # percent of one core over the sampling interval
+    rss: int  # bytes
+    created: float  # seconds since the epoch
+    state: str
+
+    @property
+    def cpu_shown(self) -> float:
+        """The CPU percent as the snapshot lists it (and selects by): one decimal."""
+        return round(self.cpu, 1)
 
 
 def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _stat(pid: int) -> tuple[str, list[bytes]]:
-    """(command name, the fields after it) of /proc/PID/stat; OSError if the process is gone.
-
-    The name sits in parentheses and may itself hold ')' or spaces, so the
-    fields start after the last ')'. Field N of proc(5) is index N-3 here.
-    """
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    head, _, rest = data.rpartition(b")")
-    return head.partition(b"(")[2].decode(errors="replace"), rest.split()
-
-
-def _ticks(fields: list[bytes]) -> int:
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def _real_uid(pid: int) -> int:
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"Uid:"):
-                return int(line.split()[1])
-    raise OSError(f"no Uid line for {pid}")
-
-
-def _cmdline(pid: int, name: str) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            raw = f.read()
-    except OSError:
-        raw = b""
-    args = [os.fsdecode(a) for a in raw.split(b"\0") if a]
-    return " ".join(args) or f"[{name or '?'}]"
 
 
 def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
@@ -131,30 +111,62 @@ def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
     command line is read only for the processes listed.
     """
     started = time.time()
-    primed: dict[int, tuple[bytes, int, float]] = {}  # pid -> (start ticks, cpu ticks, when)
-    for pid in _pids():
-        try:
-            fields = _stat(pid)[1]
-            primed[pid] = (fields[19], _ticks(fields), time.monotonic())
-        except (OSError, IndexError, ValueError):
-            pass
+    primed = _prime()
     time.sleep(interval)
 
     vm = psutil.virtual_memory()
     boot = psutil.boot_time()
     now = time.time()
-    rows: list[dict[str, Any]] = []
-    users: dict[str, dict[str, float]] = {}
-    pids: list[list[float]] = []
-    names: dict[int, str] = {}
+    procs, scan = _scan(primed, boot)
+    snapshot: dict[str, Any] = {
+        "schema": SCHEMA_VERSION,
+        "host": "",  # filled in by the caller, which knows NOTIFYD_HOST
+        "time": round(now, 3),
+        "sample_started": round(started, 3),
+        "interval": interval,
+        "boot_time": boot,
+        "cpu_count": psutil.cpu_count() or 1,
+        "load": [round(x, 2) for x in os.getloadavg()],
+        "mem_total": vm.total,
+        "mem_available": vm.available,
+        "swap_used": psutil.swap_memory().used,
+        "cpu_busy": round(sum(p.cpu_shown for p in procs) / 100.0, 2),  # cores' worth in use
+        "users": _per_user(procs),
+        "procs": [_row(p, vm.total, now) for p in _select(procs, min_cpu, top)],
+        "pids": [[p.pid, round(p.created, 2)] for p in procs],
+        "scan": scan,
+    }
+    gpus = _gpus()
+    if gpus is not None:
+        snapshot["gpus"] = gpus
+    return snapshot
+
+
+def _prime() -> dict[int, tuple[bytes, int, float]]:
+    """Every process's CPU ticks now: pid -> (start ticks, cpu ticks, when)."""
+    primed: dict[int, tuple[bytes, int, float]] = {}
+    for pid in _pids():
+        try:
+            fields = procfs.stat(pid)[1]
+            primed[pid] = (fields[procfs.START_TIME], procfs.cpu_ticks(fields), time.monotonic())
+        except (OSError, IndexError, ValueError):
+            pass
+    return primed
+
+
+def _scan(primed: dict[int, tuple[bytes, int, float]], boot: float) -> tuple[list[_Proc], dict[str, int]]:
+    """Every process now, its CPU use since the priming; and the scan's counts (seen, vanished, denied)."""
+    tick = procfs.clock_ticks()
+    page = os.sysconf("SC_PAGE_SIZE")
+    procs: list[_Proc] = []
     user_of: dict[int, str] = {}
     vanished = denied = 0
     for pid in _pids():
         try:
-            name, fields = _stat(pid)
-            uid = _real_uid(pid)
-            start_ticks, ticks = fields[19], _ticks(fields)
-            rss = int(fields[21]) * _PAGE
+            name, fields = procfs.stat(pid)
+            uid = procfs.real_uid(pid)
+            start_ticks, ticks = fields[procfs.START_TIME], procfs.cpu_ticks(fields)
+            rss = int(fields[procfs.RSS]) * page
             when = time.monotonic()
         except (FileNotFoundError, ProcessLookupError):
             vanished += 1
@@ -168,56 +180,49 @@ def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
         before = primed.get(pid)
         # A process born after the priming (or a pid reused since) has no
         # CPU sample yet: 0, as psutil's first cpu_percent() gives.
-        cpu = (100.0 * (ticks - before[1]) / _TICK / max(when - before[2], 1e-6)
+        cpu = (100.0 * (ticks - before[1]) / tick / max(when - before[2], 1e-6)
                if before is not None and before[0] == start_ticks else 0.0)
         user = user_of.get(uid)
         if user is None:
             user = user_of[uid] = _user_name(uid)
-        created = boot + int(start_ticks) / _TICK
-        pids.append([pid, round(created, 2)])
-        u = users.setdefault(user, {"procs": 0, "cpu": 0.0, "rss": 0})
-        u["procs"] += 1
-        u["cpu"] = round(u["cpu"] + cpu, 1)
-        u["rss"] += rss
-        names[pid] = name
-        rows.append({
-            "pid": pid, "user": user, "cpu": round(cpu, 1),
-            "mem": round(100.0 * rss / vm.total, 1) if vm.total else 0.0,
-            "rss": rss, "elapsed": round(max(0.0, now - created), 1),
-            "state": _STATES.get(fields[0].decode(errors="replace"), "?"),
-        })
+        procs.append(_Proc(pid, name, user, cpu, rss, boot + int(start_ticks) / tick,
+                           _STATES.get(fields[procfs.STATE].decode(errors="replace"), "?")))
+    return procs, {"seen": len(procs) + vanished + denied, "vanished": vanished, "denied": denied}
 
-    keep = {r["pid"] for r in rows if r["cpu"] >= min_cpu}
-    # The top N by CPU and by memory, among processes that use any: idle
-    # kernel threads would otherwise fill the list on a quiet node.
-    keep |= {r["pid"] for r in sorted(rows, key=lambda r: -r["cpu"])[:top] if r["cpu"] > 0}
-    keep |= {r["pid"] for r in sorted(rows, key=lambda r: -r["rss"])[:top] if r["rss"] > 0}
-    for row in rows:
-        if row["pid"] in keep:
-            cmd = _cmdline(row["pid"], names[row["pid"]])
-            row["cmd"] = cmd if len(cmd) <= CMD_MAX else cmd[: CMD_MAX - 1] + "…"
-    snapshot: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
-        "host": "",  # filled in by the caller, which knows NOTIFYD_HOST
-        "time": round(now, 3),
-        "sample_started": round(started, 3),
-        "interval": interval,
-        "boot_time": boot,
-        "cpu_count": psutil.cpu_count() or 1,
-        "load": [round(x, 2) for x in os.getloadavg()],
-        "mem_total": vm.total,
-        "mem_available": vm.available,
-        "swap_used": psutil.swap_memory().used,
-        "cpu_busy": round(sum(r["cpu"] for r in rows) / 100.0, 2),  # cores' worth in use
-        "users": users,
-        "procs": sorted((r for r in rows if r["pid"] in keep), key=lambda r: -r["cpu"]),
-        "pids": pids,
-        "scan": {"seen": len(rows) + vanished + denied, "vanished": vanished, "denied": denied},
+
+def _per_user(procs: list[_Proc]) -> dict[str, dict[str, float]]:
+    """Each user's process count, CPU percent and RSS bytes, summed."""
+    users: dict[str, dict[str, float]] = {}
+    for p in procs:
+        u = users.setdefault(p.user, {"procs": 0, "cpu": 0.0, "rss": 0})
+        u["procs"] += 1
+        u["cpu"] = round(u["cpu"] + p.cpu, 1)
+        u["rss"] += p.rss
+    return users
+
+
+def _select(procs: list[_Proc], min_cpu: float, top: int) -> list[_Proc]:
+    """The processes listed, busiest first: at least `min_cpu`, or in the top N by CPU or by memory.
+
+    The top N count only processes that use any: idle kernel threads would
+    otherwise fill the list on a quiet node.
+    """
+    keep = {p.pid for p in procs if p.cpu_shown >= min_cpu}
+    keep |= {p.pid for p in sorted(procs, key=lambda p: -p.cpu_shown)[:top] if p.cpu_shown > 0}
+    keep |= {p.pid for p in sorted(procs, key=lambda p: -p.rss)[:top] if p.rss > 0}
+    return sorted((p for p in procs if p.pid in keep), key=lambda p: -p.cpu_shown)
+
+
+def _row(p: _Proc, mem_total: int, now: float) -> dict[str, Any]:
+    """A listed process as the snapshot holds it; its command line is read only now."""
+    cmd = " ".join(procfs.cmdline(p.pid)) or f"[{p.name or '?'}]"
+    return {
+        "pid": p.pid, "user": p.user, "cpu": p.cpu_shown,
+        "mem": round(100.0 * p.rss / mem_total, 1) if mem_total else 0.0,
+        "rss": p.rss, "elapsed": round(max(0.0, now - p.created), 1),
+        "state": p.state,
+        "cmd": cmd if len(cmd) <= CMD_MAX else cmd[: CMD_MAX - 1] + "…",
     }
-    gpus = _gpus()
-    if gpus is not None:
-        snapshot["gpus"] = gpus
-    return snapshot
 
 
 def file_mode_for(directory: Path) -> int:

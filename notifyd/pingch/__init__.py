@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Callable[..., int]:
     if name == "main":
-        from notifyd.pingch.run import main
+        from notifyd.pingch.entry import main
 
         return main
     raise AttributeError(f"module 'notifyd.pingch' has no attribute {name!r}")

@@ -1,6 +1,9 @@
 """Starting a watcher in the background: the rule shared by pingch and `notifyd ensure`.
 
-Standard library only: pingch calls it on every job.
+Also the detached spawn itself (a session of its own, no inherited fds), which
+pingch -d uses for its job, and the `python -c` entry of installed code that
+both spawns run. Standard library only: pingch calls it whenever its own
+quick look at the lease (pingch/record.py) finds no watcher.
 """
 
 from __future__ import annotations
@@ -11,19 +14,31 @@ import sys
 from notifyd import fsutil, paths
 from notifyd.watcher import lease
 
+TYPE_CHECKING = False  # typing/collections.abc stay off pingch's path
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def spawn_detached(argv: list[str]) -> int:
-    """Start argv in a session of its own, stdio on /dev/null, no inherited fds.
 
-    A session of its own has no controlling terminal, so the hangup at the end
-    of an ssh session does not reach it. Inherited descriptors are closed so a
-    watcher never holds a caller's pipe open (ssh and `$(...)` would wait).
+def spawn_detached(argv: list[str], env: Mapping[str, str] | None = None, out_fd: int | None = None,
+                   *, keep_sigmask: bool = False) -> int:
+    """Start argv in a session of its own, stdin from /dev/null, no inherited fds; returns its pid.
+
+    Its stdout and stderr go to `out_fd` (pingch -d: the job's log), else to
+    /dev/null. A session of its own has no controlling terminal, so the hangup
+    at the end of an ssh session does not reach it. Inherited descriptors are
+    closed so it never holds a caller's pipe open (ssh and `$(...)` would
+    wait). Its signal mask is emptied unless `keep_sigmask`: pingch spawns a
+    watcher with its forwarded signals blocked, and a watcher that inherited
+    that would never see SIGTERM; a pingch -d job keeps the mask it was given,
+    as from a shell. OSError if it cannot be started.
     """
     actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
+    if out_fd is None:
+        actions += [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_DUP2, 1, 2)]
+    else:
+        actions += [(os.POSIX_SPAWN_DUP2, out_fd, 1), (os.POSIX_SPAWN_DUP2, out_fd, 2)]
     try:
         fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
     except OSError:
@@ -35,19 +50,27 @@ def spawn_detached(argv: list[str]) -> int:
                     actions.append((os.POSIX_SPAWN_CLOSE, fd))
             except OSError:
                 pass  # the descriptor listdir itself used, already closed
-    # An empty signal mask: pingch calls this with its forwarded signals
-    # blocked, and a watcher that inherited that would never see SIGTERM.
-    return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True,
-                          setsigmask=())
+    env = os.environ if env is None else env
+    if keep_sigmask:
+        return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True)
+    return os.posix_spawn(argv[0], argv, env, file_actions=actions, setsid=True, setsigmask=())
 
 
-# `python -m` would put the working directory (the job's, when pingch starts
-# the watcher) first on sys.path, where a typer.py or logging.py of the
-# user's would shadow ours. -c with that entry removed imports only installed
-# code. The entry skips the typer CLI, which would stay in memory for the
-# watcher's whole life; "watch --background" stays in argv for ps.
-_ENTRY = ("import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; sys.argv[0] = 'notifyd'; "
-          "from notifyd.watcher.loop import run_in_background; sys.exit(run_in_background())")
+def python_entry(prog: str, module: str, function: str) -> str:
+    """The `python -c` program that runs `module.function()` as `prog`, from installed code only.
+
+    Not `python -m`: that would put the working directory (the job's, when
+    pingch starts the watcher) first on sys.path, where a typer.py, logging.py
+    or events.py of the user's would shadow ours. -c puts '' there, and the
+    program removes it; with PYTHONSAFEPATH there is none, and nothing else goes.
+    """
+    return (f"import sys; sys.path[:1] = [p for p in sys.path[:1] if p]; sys.argv[0] = {prog!r}; "
+            f"from {module} import {function}; sys.exit({function}())")
+
+
+# The background watcher's entry skips the typer CLI, which would stay in
+# memory for the watcher's whole life; "watch --background" stays in argv for ps.
+_ENTRY = python_entry("notifyd", "notifyd.watcher.loop", "run_in_background")
 
 
 def watcher_argv() -> list[str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 
-from notifyd import fsutil
+from notifyd import fsutil, procfs
 from notifyd.fsutil import server_now
 
 PREFIX = "lease."
@@ -115,14 +115,7 @@ def process_start(pid: int) -> str:
     Together with the pid it names one process: a pid reused after the holder
     died has another start time.
     """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return ""
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = data[data.rfind(b")") + 2 :].split()
-    return fields[19].decode() if len(fields) > 19 else ""
+    return procfs.start_ticks(pid)
 
 
 def holder_process_alive(info: LeaseInfo) -> bool:

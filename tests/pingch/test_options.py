@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from harness import BIN, PY, Home, by_kind, only, start_and_finish, wait_until
 
-from notifyd.pingch import run as pingch
+from notifyd.pingch import detach, facts
 from notifyd.spool import events
 
 
@@ -237,7 +237,7 @@ def test_reading_the_tail_of_a_1gb_file_reads_under_100kb(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = sparse_file_with_lines(tmp_path / "big.log", 1 << 30, ["first", "second", "third"])
     sizes = count_pread(monkeypatch)
-    assert pingch.read_tail(str(big), 10) == "first\nsecond\nthird"
+    assert facts.read_tail(str(big), 10) == "first\nsecond\nthird"
     assert 0 < sum(sizes) < 100_000
 
 
@@ -247,7 +247,7 @@ def test_reading_the_tail_of_a_1gb_file_without_newlines_reads_under_100kb(
     with big.open("wb") as f:
         os.truncate(f.fileno(), 1 << 30)
     sizes = count_pread(monkeypatch)
-    tail = pingch.read_tail(str(big), 50)
+    tail = facts.read_tail(str(big), 50)
     assert 0 < sum(sizes) < 100_000
     assert len(tail) == 300  # the end of the one endless line, cut like any other
     assert tail.startswith("…")
@@ -367,7 +367,7 @@ def test_cores_come_from_the_jobs_environment(home: Home, env: dict[str, str], c
 
 @pytest.mark.parametrize("value", ["0", "-2", "many", ""])
 def test_cores_are_omitted_unless_a_positive_integer(home: Home, value: str) -> None:
-    env = {k: v for k, v in home.env.items() if k not in pingch.CORES_VARS}
+    env = {k: v for k, v in home.env.items() if k not in facts.CORES_VARS}
     subprocess.run([str(BIN / "pingch"), "true"], env={**env, "OMP_NUM_THREADS": value}, check=True,
                    timeout=60)
     assert "cores" not in only(home, "finish")
@@ -392,44 +392,44 @@ def test_oom_killer_line_naming_the_pid_says_oom(tmp_path: Path) -> None:
     log = kmsg_file(tmp_path / "kmsg",
                     (now + 1, "python invoked oom-killer: gfp_mask=0x140cca, order=0"),
                     (now + 1, "Out of memory: Killed process 4242 (python) total-vm:9000kB"))
-    assert pingch.oom_killed(4242, now, log) is True
+    assert facts.oom_killed(4242, now, log) is True
 
 
 def test_oom_kill_summary_line_naming_the_pid_says_oom(tmp_path: Path) -> None:
     now = time.monotonic()
     log = kmsg_file(tmp_path / "kmsg", (now + 1, "oom-kill:constraint=CONSTRAINT_MEMCG,"
                                                  "task_memcg=/slurm/job7,task=relax,pid=4242,uid=1000"))
-    assert pingch.oom_killed(4242, now, log) is True
+    assert facts.oom_killed(4242, now, log) is True
 
 
 def test_oom_line_for_another_pid_does_not_say_oom(tmp_path: Path) -> None:
     now = time.monotonic()
     log = kmsg_file(tmp_path / "kmsg", (now + 1, "Out of memory: Killed process 42420 (python)"),
                     (now + 1, "oom-kill:task=relax,pid=14242,uid=1000"))
-    assert pingch.oom_killed(4242, now, log) is False
+    assert facts.oom_killed(4242, now, log) is False
 
 
 def test_oom_line_from_before_the_job_started_does_not_say_oom(tmp_path: Path) -> None:
     now = time.monotonic()
     log = kmsg_file(tmp_path / "kmsg", (now - 3600, "Out of memory: Killed process 4242 (old)"))
-    assert pingch.oom_killed(4242, now, log) is False
+    assert facts.oom_killed(4242, now, log) is False
 
 
 def test_kernel_log_is_read_no_further_than_1mb(tmp_path: Path) -> None:
     now = time.monotonic()
     noise = [(now + 1, "e1000e: eth0 NIC Link is Up " + "x" * 200)] * 6000  # ~1.4 MB
     log = kmsg_file(tmp_path / "kmsg", *noise, (now + 1, "Out of memory: Killed process 4242 (py)"))
-    assert os.path.getsize(log) > pingch.KMSG_READ_MAX
-    assert pingch.oom_killed(4242, now, log) is False
+    assert os.path.getsize(log) > facts.KMSG_READ_MAX
+    assert facts.oom_killed(4242, now, log) is False
 
 
 def test_unreadable_kernel_log_does_not_say_oom(tmp_path: Path) -> None:
-    assert pingch.oom_killed(4242, time.monotonic(), str(tmp_path / "no-kmsg")) is False
+    assert facts.oom_killed(4242, time.monotonic(), str(tmp_path / "no-kmsg")) is False
 
 
 def test_reading_the_real_kernel_log_never_blocks() -> None:
     # Readable or not (dmesg_restrict), this must return: O_NONBLOCK ends the read at EAGAIN.
-    assert pingch.oom_killed(os.getpid(), time.monotonic()) is False
+    assert facts.oom_killed(os.getpid(), time.monotonic()) is False
 
 
 # -- pingch -p with the options -------------------------------------------------------------
@@ -542,7 +542,7 @@ def test_pingch_inside_a_detached_job_is_a_job_of_its_own(home: Home, tmp_path: 
     finishes = {ev["title"]: ev for ev in by_kind(home, "finish")}
     assert finishes["outer"]["job"] != finishes["inner"]["job"]
     assert "detached" not in finishes["inner"]
-    assert pingch.ENV_JOB_ID not in out.read_text()
+    assert detach.ENV_JOB_ID not in out.read_text()
 
 
 def test_detach_with_an_output_file_that_cannot_be_opened_fails_without_running(

@@ -32,6 +32,7 @@ from harness import (
 )
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
+PINGCH_DIR = Path(__file__).resolve().parents[2] / "notifyd" / "pingch"
 
 
 # -- helpers --------------------------------------------------------------------
@@ -408,8 +409,10 @@ def test_watching_a_nonexistent_pid_exits_1_naming_it(home: Home) -> None:
 # -- hot path and the watcher -----------------------------------------------------------------
 def test_hot_path_imports_no_heavy_modules(home: Home) -> None:
     baseline = imported_modules("pass", home.env)
-    imported = imported_modules("import notifyd.pingch.run", home.env)
-    assert "notifyd.pingch.run" in imported  # the parse works
+    modules = sorted(f"notifyd.pingch.{p.stem}" for p in PINGCH_DIR.glob("*.py") if p.stem != "__init__")
+    imported = imported_modules("import " + ", ".join(modules), home.env)
+    assert "notifyd.pingch.entry" in imported  # the parse works
+    assert set(modules) <= imported
     heavy = {"typer", "apprise", "psutil", "json", "subprocess", "argparse", "dataclasses", "typing",
              "enum"}
     checked = heavy - baseline

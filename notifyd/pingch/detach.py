@@ -1,0 +1,95 @@
+"""pingch -d: run the job under a pingch of its own that survives logout.
+
+The outer pingch opens the job's log, starts the inner one in a session of its
+own and returns at once with the job's id; the inner pingch takes the id and
+the log from its environment (handed_over) and runs the job as in the
+foreground (run.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from notifyd import paths
+from notifyd.pingch import facts
+from notifyd.pingch.options import NAME_CHARS
+from notifyd.spool import events
+
+TYPE_CHECKING = False  # typing stays off the hot path
+if TYPE_CHECKING:
+    import signal
+
+    from notifyd.pingch.options import Options
+    from notifyd.pingch.record import HostRecorder
+else:
+    import _signal as signal  # as in run.py: enum stays unloaded
+
+EXIT_ERROR = 1  # pingch -d could not start the job (its log or the spawn failed)
+# How the outer `pingch -d` hands the job to the pingch it starts; the inner
+# one removes them from the environment so the job (or a pingch inside it)
+# never sees them.
+ENV_JOB_ID = "NOTIFYD_JOB_ID"
+ENV_JOB_LOG = "NOTIFYD_JOB_LOG"
+def detach(opts: Options, recorder: HostRecorder) -> int:
+    """pingch -d: start this pingch again in a session of its own and return at once.
+
+    The job's pingch gets the job id from here (so it can be printed now), its
+    own session (no controlling terminal: the hangup at logout cannot reach
+    it), SIGHUP ignored for good measure, stdin from /dev/null and its output
+    appended to the log.
+    """
+    job = events.new_job_id(recorder.host, os.getpid())
+    try:
+        log, fd = _open_log(opts, recorder.state_dir, job)
+    except OSError as exc:
+        target = opts.output or os.path.join(recorder.state_dir, "joblogs")
+        sys.stderr.write(f"pingch: cannot open {target} for the job's output: {exc.strerror or exc}; "
+                         "the job was not started (name another file with -o FILE)\n")
+        return EXIT_ERROR
+    from notifyd.watcher import launch  # -d only: a job in the foreground never loads it
+
+    # The inner pingch: installed code only (see launch.python_entry).
+    inner = launch.python_entry("pingch", "notifyd.pingch.entry", "main")
+    argv = [sys.executable, "-c", inner, *opts.inner_args, "--", *opts.command]
+    env = {**os.environ, ENV_JOB_ID: job, ENV_JOB_LOG: log}
+    # The child inherits an ignored SIGHUP, and the job pingch starts keeps it
+    # ignored (see run.py's _block_signals); a handler would be reset by exec.
+    old_hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        launch.spawn_detached(argv, env, out_fd=fd, keep_sigmask=True)
+    except OSError as exc:
+        sys.stderr.write(f"pingch: cannot start the job in the background: {exc}\n")
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGHUP, old_hup)
+        os.close(fd)
+    sys.stderr.write(f"pingch: started {job} in the background; output in {log}\n")
+    sys.stdout.write(f"{job}\n")
+    return 0
+
+
+def _open_log(opts: Options, state_dir: str, job: str) -> tuple[str, int]:
+    """(path, fd open for appending) of the detached job's output; OSError if it cannot be opened."""
+    if opts.output is None:
+        log = os.path.join(state_dir, "joblogs", f"{job}.log")
+        paths.ensure_private_dir(os.path.dirname(log), state_dir)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    else:
+        log = os.path.normpath(os.path.join(facts.working_dir(), opts.output))
+        # A file the user names is created as a shell's `>> FILE` would create it.
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    return log, fd
+
+
+def handed_over() -> tuple[str, str]:
+    """(job id, log) from the `pingch -d` that started this one, taken out of the environment.
+
+    Removed so the job does not inherit them: a pingch inside the job is
+    another job. An id that is not made of a host name's characters is ignored.
+    """
+    job = os.environ.pop(ENV_JOB_ID, "")
+    log = os.environ.pop(ENV_JOB_LOG, "")
+    if not 0 < len(job) <= 200 or not NAME_CHARS.issuperset(job):
+        job = ""
+    return job, log

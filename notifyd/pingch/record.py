@@ -1,0 +1,178 @@
+"""What pingch writes for the watcher: this host's events, its liveness marks, and the events' fields;
+and a watcher started when none runs to read them.
+
+Events stay plain dicts (the wire format is spool/events.py's; docs/EVENTS.md
+lists the fields). Nothing here raises because of the spool: a job is never
+stopped or changed by notification trouble, the user is warned once instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from notifyd import fsutil, paths, procfs
+from notifyd.spool import events, wake
+
+TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from notifyd.pingch.options import Options
+
+# Characters that make a lone argument a shell snippet rather than a program name.
+SHELL_CHARS = frozenset(" \t\n|&;<>()$`\\\"'*?[]#~=%{}!")
+TITLE_MAX = 80
+
+
+class HostRecorder:
+    """This host's side of the spool: events, liveness marks, a watcher if none runs; warns once."""
+
+    def __init__(self) -> None:
+        self.host = paths.host_name()
+        self.state_dir = paths.state_dir_str()
+        self.path = os.path.join(self.state_dir, "events", paths.spool_name(self.host))
+        self.warned = False
+
+    def append(self, event: dict[str, object]) -> None:
+        try:
+            line = events.encode(event)
+            # One write() per event: a host's appends are serialised by its
+            # kernel, so lines from one host never interleave.
+            self._in_state_dir(fsutil.append_line, self.path, line)
+        except Exception as exc:  # the job must never suffer for the spool
+            self.warn(f"cannot record the job in {self.path}: {exc}; the job runs on, "
+                      "but no notification will come for it")
+
+    def finish(self, event: dict[str, object]) -> None:
+        """Record a job's end, then wake a watcher on this host to tell of it at once."""
+        self.append(event)
+        wake.poke(self.state_dir, self.host)
+
+    def _in_state_dir(self, write: Callable[[str, bytes], None], path: str, data: bytes) -> None:
+        """write(path, data), creating its directory (0700) the first time it is missing."""
+        try:
+            write(path, data)
+        except FileNotFoundError:
+            paths.ensure_private_dir(os.path.dirname(path), self.state_dir)
+            write(path, data)
+
+    def mark_alive(self) -> None:
+        """Rewrite alive/<host> (its mtime, set by the file server, is the mark)."""
+        try:
+            self._in_state_dir(fsutil.write_new, os.path.join(self.state_dir, "alive", self.host),
+                               b"1\n")
+        except Exception:
+            pass  # a missed mark only makes the host look quieter
+
+    def ensure_watcher(self) -> int:
+        """Start a watcher in the background unless one looks alive. Returns its pid or 0."""
+        try:
+            if watcher_looks_alive(os.path.join(self.state_dir, "lease"), self.host):
+                return 0
+            # Loaded only now, at the job's start: the lease and launch code
+            # cost ~0.5 ms of every job, and most jobs find a watcher running.
+            from notifyd.watcher import launch
+
+            return launch.start_watcher(self.state_dir, self.host, careful=False)
+        except Exception as exc:
+            self.warn(f"cannot start the notifyd watcher: {exc}")
+            return 0
+
+    def warn(self, message: str) -> None:
+        if not self.warned:
+            self.warned = True
+            try:
+                sys.stderr.write(f"pingch: warning: {message}\n")
+                sys.stderr.flush()
+            except Exception:
+                pass
+
+
+def watcher_looks_alive(lease_dir: str, host: str) -> bool:
+    """lease.quick_live's answer in the common case, without loading the lease code.
+
+    True only where quick_live says True, and stricter: the newest lease.N is
+    not released, and its holder is this host's process with the start time it
+    recorded, or another host's that rewrote the file within 3 timeouts. Any
+    doubt (no lease, a field missing or odd, a takeover racing the read) is
+    False, and lease.py judges as always (tests/pingch/test_record.py holds
+    the two together).
+    """
+    try:  # lease.<N> files: lease.PREFIX and lease._generations
+        gens = [int(n[6:]) for n in os.listdir(lease_dir) if n.startswith("lease.") and n[6:].isdigit()]
+        if not gens:
+            return False
+        fd = os.open(os.path.join(lease_dir, f"lease.{max(gens)}"), os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            data = os.read(fd, 4096)
+            mtime = os.fstat(fd).st_mtime
+        finally:
+            os.close(fd)
+        fields = {}
+        for line in data.decode("utf-8", "replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                fields[key] = value
+        if fields.get("released") != "0":
+            return False
+        if fields.get("host") == host:
+            pid_start = fields.get("pid_start", "")
+            return bool(pid_start) and procfs.start_ticks(int(fields["pid"])) == pid_start
+        return time.time() - mtime < 3 * float(fields["timeout"])
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def short_title(argv: list[str]) -> str:
+    text = " ".join(argv)
+    return text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
+
+
+def quote(arg: str) -> str:
+    """arg as a shell would need it written (for the command line shown in the notification)."""
+    if arg and not SHELL_CHARS.intersection(arg):
+        return arg
+    return "'" + arg.replace("'", "'\"'\"'") + "'"
+
+
+def start_event(recorder: HostRecorder, *, job: str, pid: int, title: str, cmd: str, start: float,
+                cwd: str, opts: Options, log: str = "") -> dict[str, object]:
+    """The start event; the finish event repeats all of it (see finish_event)."""
+    ev: dict[str, object] = {
+        "v": events.SCHEMA_VERSION,
+        "ev": "start",
+        "job": job,
+        "user": paths.user_name(),
+        "host": recorder.host,
+        "pid": pid,
+        "title": title,
+        "cmd": cmd,
+        "cwd": cwd,
+        "start": events.iso_time(start),
+        "start_ts": round(start, 3),
+        "ts": round(time.time(), 3),
+    }
+    # In the start event too (the finish repeats it): the watcher needs the
+    # group and the wish about notifying while the job still runs.
+    if opts.group is not None:
+        ev["group"] = opts.group
+    if opts.notify != "all":
+        ev["notify"] = opts.notify
+    if opts.hide_command:
+        ev["hide_command"] = True
+    if log:
+        ev["detached"] = True
+        ev["log"] = log
+    return ev
+
+
+def finish_event(start_ev: dict[str, object], end: float, start: float,
+                 **fields: object) -> dict[str, object]:
+    """The start event's fields, then the end's: when, how long, and `fields` (exit, usage, ...)."""
+    ev = dict(start_ev)
+    ev.update(ev="finish", end=events.iso_time(end), ts=round(end, 3),
+              duration=round(end - start, 3))
+    ev.update(fields)
+    return ev

@@ -1,0 +1,121 @@
+"""Reading /proc: a process's stat fields, start time, peak RSS, uid, command line and environment;
+the node's memory and boot time.
+
+Standard library only and cheap to import (no typing at run time): pingch
+reads through it on every job, the lease on every check of a holder on this
+host, `notifyd snapshot` for every process of the node. Field numbers and
+formats are proc(5)'s.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Indexes into stat()'s fields, which start after the command name: field N
+# of proc(5) is index N-3 here.
+STATE = 0  # (3) a letter: R, S, D, Z, T, ...
+UTIME = 11  # (14) clock ticks in user mode
+STIME = 12  # (15) clock ticks in kernel mode
+START_TIME = 19  # (22) clock ticks after boot at which the process started
+RSS = 21  # (24) resident pages
+
+
+def stat(pid: int | str) -> tuple[str, list[bytes]]:
+    """(command name, the fields after it) of /proc/PID/stat; OSError if the process is gone.
+
+    The name sits in parentheses and may itself hold ')' or spaces, so the
+    fields start after the last ')'.
+    """
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        data = f.read()
+    head, _, rest = data.rpartition(b")")
+    return head.partition(b"(")[2].decode(errors="replace"), rest.split()
+
+
+def start_ticks(pid: int) -> str:
+    """The process's start time in clock ticks since boot ('' if it is gone).
+
+    Together with the pid it names one process: a pid reused later has another
+    start time.
+    """
+    try:
+        fields = stat(pid)[1]
+    except OSError:
+        return ""
+    return fields[START_TIME].decode() if len(fields) > START_TIME else ""
+
+
+def cpu_ticks(fields: list[bytes]) -> int:
+    """User plus system time, in clock ticks, from stat()'s fields."""
+    return int(fields[UTIME]) + int(fields[STIME])
+
+
+def clock_ticks() -> int:
+    """Clock ticks per second: the unit of start and CPU times (sysconf(_SC_CLK_TCK))."""
+    return os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kb(pid: int | str = "self") -> int | None:
+    """The process's peak resident set size in KiB (VmHWM in /proc/PID/status); None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def real_uid(pid: int) -> int:
+    """The process's real uid; OSError if the process is gone (IndexError, ValueError if garbled)."""
+    with open(f"/proc/{pid}/status", "rb") as f:
+        for line in f:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[1])
+    raise OSError(f"no Uid line for {pid}")
+
+
+def cmdline(pid: int) -> list[str]:
+    """The process's arguments ([] if unreadable or a kernel thread); empty ones are dropped."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return []
+    return [os.fsdecode(a) for a in raw.split(b"\0") if a]
+
+
+def environ(pid: int) -> dict[str, str]:
+    """A process's environment as it was started (/proc/PID/environ); {} if unreadable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    pairs = (os.fsdecode(item).partition("=") for item in data.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
+def mem_total_kb() -> int | None:
+    """The node's MemTotal from /proc/meminfo (KiB); None if unreadable."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f:
+                if line.startswith(b"MemTotal:"):
+                    return int(line.split()[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
+def boot_time() -> float:
+    """When the node booted, in seconds since the epoch (btime in /proc/stat); 0.0 if not said.
+
+    OSError if /proc/stat cannot be read.
+    """
+    with open("/proc/stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"btime "):
+                return float(line.split()[1])
+    return 0.0
