@@ -2,8 +2,8 @@
 
 The outer pingch opens the job's log, starts the inner one in a session of its
 own and returns at once with the job's id; the inner pingch takes the id and
-the log from its environment (handed_over) and runs the job as in the
-foreground (run.py).
+the log from its environment (options.handed_over) and runs the job as in
+the foreground (run.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 from notifyd import paths
 from notifyd.pingch import facts
-from notifyd.pingch.options import NAME_CHARS
+from notifyd.pingch.options import ENV_JOB_ID, ENV_JOB_LOG
 from notifyd.spool import events
 
 TYPE_CHECKING = False  # typing stays off the hot path
@@ -26,11 +26,6 @@ else:
     import _signal as signal  # as in run.py: enum stays unloaded
 
 EXIT_ERROR = 1  # pingch -d could not start the job (its log or the spawn failed)
-# How the outer `pingch -d` hands the job to the pingch it starts; the inner
-# one removes them from the environment so the job (or a pingch inside it)
-# never sees them.
-ENV_JOB_ID = "NOTIFYD_JOB_ID"
-ENV_JOB_LOG = "NOTIFYD_JOB_LOG"
 def detach(opts: Options, recorder: HostRecorder) -> int:
     """pingch -d: start this pingch again in a session of its own and return at once.
 
@@ -80,16 +75,3 @@ def _open_log(opts: Options, state_dir: str, job: str) -> tuple[str, int]:
         # A file the user names is created as a shell's `>> FILE` would create it.
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
     return log, fd
-
-
-def handed_over() -> tuple[str, str]:
-    """(job id, log) from the `pingch -d` that started this one, taken out of the environment.
-
-    Removed so the job does not inherit them: a pingch inside the job is
-    another job. An id that is not made of a host name's characters is ignored.
-    """
-    job = os.environ.pop(ENV_JOB_ID, "")
-    log = os.environ.pop(ENV_JOB_LOG, "")
-    if not 0 < len(job) <= 200 or not NAME_CHARS.issuperset(job):
-        job = ""
-    return job, log

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 
-from notifyd.pingch import detach, options, record, run
+from notifyd.pingch import options, record, run
 
 TYPE_CHECKING = False  # typing stays off the hot path
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def script() -> NoReturn:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     opts = options.parse_args(args)
-    job, log = detach.handed_over()
+    job, log = options.handed_over()
     recorder = record.HostRecorder()
     if opts.pid is not None:
         if opts.command:
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if not opts.command:
         options.usage_error("no COMMAND given")
     if opts.detach:
+        from notifyd.pingch import detach  # -d only: the job's own pingch never loads it
+
         return detach.detach(opts, recorder)
     return run.run_job(opts, recorder, job=job, log=log)
 

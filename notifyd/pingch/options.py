@@ -151,3 +151,24 @@ def _check_values(opts: Options, values: dict[str, tuple[str, str]]) -> None:
 def usage_error(message: str) -> NoReturn:
     sys.stderr.write(f"pingch: {message}\n{USAGE}")
     raise SystemExit(EXIT_USAGE)
+
+
+# How the outer `pingch -d` hands the job to the pingch it starts (detach.py);
+# the inner one removes them from the environment so the job (or a pingch
+# inside it) never sees them. Read here, so a job in the foreground loads no
+# -d code.
+ENV_JOB_ID = "NOTIFYD_JOB_ID"
+ENV_JOB_LOG = "NOTIFYD_JOB_LOG"
+
+
+def handed_over() -> tuple[str, str]:
+    """(job id, log) from the `pingch -d` that started this one, taken out of the environment.
+
+    Removed so the job does not inherit them: a pingch inside the job is
+    another job. An id that is not made of a host name's characters is ignored.
+    """
+    job = os.environ.pop(ENV_JOB_ID, "")
+    log = os.environ.pop(ENV_JOB_LOG, "")
+    if not 0 < len(job) <= 200 or not NAME_CHARS.issuperset(job):
+        job = ""
+    return job, log

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from harness import BIN, PY, Home, by_kind, only, start_and_finish, wait_until
 
-from notifyd.pingch import detach, facts
+from notifyd.pingch import facts, options
 from notifyd.spool import events
 
 
@@ -542,7 +542,7 @@ def test_pingch_inside_a_detached_job_is_a_job_of_its_own(home: Home, tmp_path: 
     finishes = {ev["title"]: ev for ev in by_kind(home, "finish")}
     assert finishes["outer"]["job"] != finishes["inner"]["job"]
     assert "detached" not in finishes["inner"]
-    assert detach.ENV_JOB_ID not in out.read_text()
+    assert options.ENV_JOB_ID not in out.read_text()
 
 
 def test_detach_with_an_output_file_that_cannot_be_opened_fails_without_running(
