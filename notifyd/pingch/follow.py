@@ -36,10 +36,13 @@ def watch_pid(pid: int, opts: Options, recorder: HostRecorder) -> int:
     environ = procfs.environ(pid)  # now: a process's environment is unreadable once it is gone
     start = procfs.boot_time() + int(start_ticks) / procfs.clock_ticks()
     started = _start_event(pid, start, opts, recorder)
+    # Caught before the start is recorded: a Ctrl-C right after it must
+    # still write the finish ("no longer watched"), or the job would look
+    # running forever.
+    stopped_by = _stop_on_signals()
     recorder.append(started)
     recorder.ensure_watcher()
 
-    stopped_by = _stop_on_signals()
     maxrss, cpu = _follow(pid, start_ticks, maxrss, cpu, stopped_by)
     extra = facts.end_fields(opts, environ)
     if stopped_by:
