@@ -106,7 +106,7 @@ class HeldLease:
         if self.lost:
             raise LeaseLost("the test took it")
 
-    def heartbeat(self, force: bool = False) -> None:
+    def heartbeat(self, _force: bool = False) -> None:
         self.check()
 
     def stop_requested(self) -> bool:

@@ -131,7 +131,7 @@ def _usage(ev: dict[str, Any], duration: float | None) -> str:
     return " · ".join(usage)
 
 
-def _where(ev: dict[str, Any], host: str) -> list[str]:
+def _where(ev: dict[str, Any]) -> list[str]:
     """The lines about what ran where: cwd, command (unless hidden), detached log."""
     lines = []
     if ev.get("cwd"):
@@ -184,7 +184,7 @@ def finished(ev: dict[str, Any]) -> Message:
     if ev.get("signal") == signal.SIGHUP and not ev.get("detached"):
         lines.append("(the terminal closed: run it with pingch -d to keep it going after logout)")
     lines.append(_host_line(ev, host, _span(start, end)))
-    lines.extend(_where(ev, host))
+    lines.extend(_where(ev))
     usage = _usage(ev, duration)
     if usage:
         lines.append(usage)
@@ -220,7 +220,7 @@ def started(ev: dict[str, Any]) -> Message:
     host = defuse.line(ev.get("host", "?"))
     start = _number(ev, "start_ts") or _number(ev, "ts")
     when = f"started {_local(start)}" if start is not None else "started"
-    lines = [_host_line(ev, host, when), *_where(ev, host)]
+    lines = [_host_line(ev, host, when), *_where(ev)]
     return Message(f"▶️ {title} started on {host}", "\n".join(lines), "info")
 
 
@@ -230,7 +230,7 @@ def lost(job: dict[str, Any], reason: str) -> Message:
     host = defuse.line(job.get("host", "?"))
     start = _number(job, "start_ts")
     when = f"started {_local(start)}" if start else "started at an unknown time"
-    lines = [f"lost: {defuse.line(reason)}", _host_line(job, host, when), *_where(job, host),
+    lines = [f"lost: {defuse.line(reason)}", _host_line(job, host, when), *_where(job),
              "If it does finish after all, you will get its result too."]
     return Message(f"❓ {title} lost on {host}", "\n".join(lines), "failure")
 

@@ -100,7 +100,7 @@ class Watcher:
             return None
         return (st.st_mtime_ns, st.st_size)
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
+    def _on_signal(self, _signum: int, _frame: object) -> None:
         self.stopping = True
 
     def install_signals(self) -> None:

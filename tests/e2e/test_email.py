@@ -55,7 +55,7 @@ class SmtpServer:
         return (f"mailto://{auth}127.0.0.1:{self.port}"
                 f"?from={SENDER}&to={RECIPIENT}&mode=insecure")
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         with self.lock:

@@ -38,7 +38,7 @@ class FakeService:
         assert method.upper() == "POST", method
         return self.post(url, data=data, **kw)
 
-    def post(self, url: str, data: Any = None, headers: Any = None, **_kw: Any) -> requests.Response:
+    def post(self, url: str, data: Any = None, **_kw: Any) -> requests.Response:
         try:
             body = json.loads(data) if isinstance(data, (str, bytes)) else data
         except ValueError:

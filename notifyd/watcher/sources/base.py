@@ -52,10 +52,10 @@ class EventSource(Protocol):
     kind: str
     owns_liveness: bool
 
-    def due(self, now: float) -> bool:
+    def due(self, now: float, /) -> bool:
         """Is a poll due at `now` (the round's time.time())?"""
         ...
 
-    def poll(self, cursor: dict[str, Any] | None, now: float) -> Polled:
+    def poll(self, cursor: dict[str, Any] | None, now: float, /) -> Polled:
         """New events since `cursor`, and the cursor to save with them; never blocks for long."""
         ...

@@ -30,10 +30,10 @@ class LegacyFile:
         self.path = path
         self.key = KEY
 
-    def due(self, now: float) -> bool:
+    def due(self, _now: float, /) -> bool:
         return True
 
-    def poll(self, cursor: dict[str, Any] | None, now: float) -> Polled:
+    def poll(self, cursor: dict[str, Any] | None, _now: float, /) -> Polled:
         history = cursor is None
         at = Cursor.from_json(cursor)
         raw_open = (cursor or {}).get("open")

@@ -30,10 +30,10 @@ class SpoolFile:
         self.path = path
         self.key = f"events/{os.path.basename(path)}"
 
-    def due(self, now: float) -> bool:
+    def due(self, _now: float, /) -> bool:
         return True  # every round: a spool read costs an open and a stat
 
-    def poll(self, cursor: dict[str, Any] | None, now: float) -> Polled:
+    def poll(self, cursor: dict[str, Any] | None, _now: float, /) -> Polled:
         at = Cursor.from_json(cursor)
         chunk = read_new(self.path, at)
         polled = Polled([], at.to_json(), malformed=len(chunk.oversized))
