@@ -18,8 +18,9 @@ sequence of generation files, lease/lease.<N>:
 * a holder that sees any generation above its own, or its file gone, has lost
   and must stop before sending anything more.
 
-Standard library only, and no json: pingch's quick check reads a lease on
-every job.
+Standard library only, and no json: pingch loads this module when its own
+quick look at the newest lease (pingch/record.py, held to quick_live by a
+test) finds no watcher, to start one.
 """
 
 from __future__ import annotations
@@ -136,7 +137,10 @@ def is_stale(info: LeaseInfo, host: str, now_on_server: float) -> bool:
 
 
 def quick_live(lease_dir: str, host: str) -> bool:
-    """pingch's cheap check: does a watcher look alive? False means 'run ensure'.
+    """The cheap check: does a watcher look alive? False means 'start a candidate'.
+
+    pingch makes the same judgement without loading this module
+    (record.watcher_looks_alive); tests/pingch/test_record.py holds the two together.
 
     It errs towards False (a spawned candidate does the careful check), and
     uses the local clock with a wide margin instead of writing a probe file.
