@@ -3,8 +3,6 @@
 Standard library only: the lease code, which pingch imports, uses it.
 """
 
-from __future__ import annotations
-
 import os
 
 

@@ -7,8 +7,6 @@ and pathlib with re another ~7 ms, so the XDG rules
 strings, and pathlib is only imported when the full `Paths` is asked for.
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -19,11 +17,11 @@ if TYPE_CHECKING:
 _HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
-def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+def _env(env: "Mapping[str, str] | None") -> "Mapping[str, str]":
     return os.environ if env is None else env
 
 
-def _locations(env: Mapping[str, str] | None) -> tuple[str, str, str]:
+def _locations(env: "Mapping[str, str] | None") -> tuple[str, str, str]:
     """(home, config file, state dir) as strings: NOTIFYD_*, then XDG_*, then defaults."""
     e = _env(env)
     home = e.get("HOME") or os.path.expanduser("~")
@@ -37,76 +35,76 @@ def _locations(env: Mapping[str, str] | None) -> tuple[str, str, str]:
 class Paths:
     """Where notifyd keeps its files for one user; see docs/ARCHITECTURE.md."""
 
-    def __init__(self, config_file: Path, state_dir: Path, home: Path) -> None:
+    def __init__(self, config_file: "Path", state_dir: "Path", home: "Path") -> None:
         self.config_file = config_file
         self.state_dir = state_dir
         self.home = home
 
     @property
-    def events_dir(self) -> Path:
+    def events_dir(self) -> "Path":
         return self.state_dir / "events"
 
     @property
-    def lease_dir(self) -> Path:
+    def lease_dir(self) -> "Path":
         return self.state_dir / "lease"
 
     @property
-    def state_file(self) -> Path:
+    def state_file(self) -> "Path":
         return self.state_dir / "watcher-state.json"
 
     @property
-    def inbox_dir(self) -> Path:
+    def inbox_dir(self) -> "Path":
         return self.state_dir / "inbox"
 
     @property
-    def alive_dir(self) -> Path:
+    def alive_dir(self) -> "Path":
         return self.state_dir / "alive"
 
     @property
-    def journal_dir(self) -> Path:
+    def journal_dir(self) -> "Path":
         return self.state_dir / "journal"
 
     @property
-    def log_dir(self) -> Path:
+    def log_dir(self) -> "Path":
         return self.state_dir / "logs"
 
     @property
-    def legacy_file(self) -> Path:
+    def legacy_file(self) -> "Path":
         """The old bash function's file, read so a lab can switch over without losing a job."""
         return self.home / ".pingchilling"
 
-    def procs_dir(self, configured: str) -> Path:
+    def procs_dir(self, configured: str) -> "Path":
         """Where node snapshots live: `[procs] dir`, else <state dir>/procs (private)."""
         from pathlib import Path
 
         return Path(configured) if configured else self.state_dir / "procs"
 
-    def private_dir(self, path: Path) -> Path:
+    def private_dir(self, path: "Path") -> "Path":
         """Create one of notifyd's directories (0700 from the state dir down)."""
         ensure_private_dir(path, self.state_dir)
         return path
 
-    def wake_fifo(self, host: str) -> Path:
+    def wake_fifo(self, host: str) -> "Path":
         from pathlib import Path
 
         return Path(wake_fifo_str(str(self.state_dir), host))
 
-    def spool_file(self, host: str) -> Path:
+    def spool_file(self, host: str) -> "Path":
         return self.events_dir / spool_name(host)
 
-    def log_file(self, host: str) -> Path:
+    def log_file(self, host: str) -> "Path":
         # One log per host: two hosts appending to one file over NFS corrupt it.
         return self.log_dir / f"{host}.log"
 
 
-def resolve(env: Mapping[str, str] | None = None) -> Paths:
+def resolve(env: "Mapping[str, str] | None" = None) -> Paths:
     from pathlib import Path
 
     home, config, state_dir = _locations(env)
     return Paths(config_file=Path(config), state_dir=Path(state_dir), home=Path(home))
 
 
-def state_dir_str(env: Mapping[str, str] | None = None) -> str:
+def state_dir_str(env: "Mapping[str, str] | None" = None) -> str:
     """The state dir without pathlib, for pingch's hot path."""
     return _locations(env)[2]
 
@@ -120,7 +118,7 @@ def spool_name(host: str) -> str:
     return f"{host}.jsonl"
 
 
-def host_name(env: Mapping[str, str] | None = None) -> str:
+def host_name(env: "Mapping[str, str] | None" = None) -> str:
     """This host's name in file names: NOTIFYD_HOST, else the short hostname.
 
     Only [A-Za-z0-9._-] survive, so a name can never climb out of events/.
@@ -130,7 +128,7 @@ def host_name(env: Mapping[str, str] | None = None) -> str:
     return name or "localhost"
 
 
-def user_name(env: Mapping[str, str] | None = None) -> str:
+def user_name(env: "Mapping[str, str] | None" = None) -> str:
     e = _env(env)
     name = e.get("USER") or e.get("LOGNAME")
     if name:

@@ -7,8 +7,6 @@ host, `notifyd snapshot` for every process of the node. Field numbers and
 formats are proc(5)'s.
 """
 
-from __future__ import annotations
-
 import os
 
 # Indexes into stat()'s fields, which start after the command name: field N

@@ -5,14 +5,12 @@ resolved on demand because a `pingch -d` started by an earlier notifyd runs
 `from notifyd.pingch import main` after an upgrade.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def __getattr__(name: str) -> Callable[..., int]:
+def __getattr__(name: str) -> "Callable[..., int]":
     if name == "main":
         from notifyd.pingch.entry import main
 

@@ -6,8 +6,6 @@ the log from its environment (options.handed_over) and runs the job as in
 the foreground (run.py).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -26,7 +24,7 @@ else:
     import _signal as signal  # as in run.py: enum stays unloaded
 
 EXIT_ERROR = 1  # pingch -d could not start the job (its log or the spawn failed)
-def detach(opts: Options, recorder: HostRecorder) -> int:
+def detach(opts: "Options", recorder: "HostRecorder") -> int:
     """pingch -d: start this pingch again in a session of its own and return at once.
 
     The job's pingch gets the job id from here (so it can be printed now), its
@@ -64,7 +62,7 @@ def detach(opts: Options, recorder: HostRecorder) -> int:
     return 0
 
 
-def _open_log(opts: Options, state_dir: str, job: str) -> tuple[str, int]:
+def _open_log(opts: "Options", state_dir: str, job: str) -> tuple[str, int]:
     """(path, fd open for appending) of the detached job's output; OSError if it cannot be opened."""
     if opts.output is None:
         log = os.path.join(state_dir, "joblogs", f"{job}.log")

@@ -16,8 +16,6 @@ job in the foreground), follow.py (-p), detach.py (-d), record.py (the events
 and this host's spool) and facts.py (what is read at the job's end).
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -28,7 +26,7 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
-def script() -> NoReturn:
+def script() -> "NoReturn":
     """scripts/pingch: main(), then exit with its status without Python's shutdown.
 
     The shutdown (every module torn down, a last garbage collection) costs

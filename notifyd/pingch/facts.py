@@ -5,8 +5,6 @@ Each of these is best effort and never raises: a fact that cannot be read is
 left out of the finish event, or says why in its own words.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 
@@ -41,7 +39,7 @@ def working_dir() -> str:
         return os.environ.get("PWD", "?")
 
 
-def end_fields(opts: Options, environ: Mapping[str, str]) -> dict[str, object]:
+def end_fields(opts: "Options", environ: "Mapping[str, str]") -> dict[str, object]:
     """The finish event's fields read at the job's end: --tail, --attach, node memory, cores."""
     fields: dict[str, object] = {}
     if opts.tail is not None:
@@ -133,7 +131,7 @@ def attach_problem(path: str) -> str:
     return ""
 
 
-def job_cores(environ: Mapping[str, str]) -> int | None:
+def job_cores(environ: "Mapping[str, str]") -> int | None:
     """The cores the job was meant to use, from the first of CORES_VARS that is a positive integer."""
     for name in CORES_VARS:
         value = environ.get(name, "").strip()

@@ -4,8 +4,6 @@ It is not our child, so its exit code stays unknown; what /proc tells while it
 runs (peak RSS, CPU time) is sampled every second.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -27,7 +25,7 @@ else:
 STOPPED_BY: dict[int, str] = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
-def watch_pid(pid: int, opts: Options, recorder: HostRecorder) -> int:
+def watch_pid(pid: int, opts: "Options", recorder: "HostRecorder") -> int:
     """Follow a process that is not our child until it ends; its exit code stays unknown."""
     start_ticks, maxrss, cpu = _proc_sample(pid)
     if not start_ticks:
@@ -55,7 +53,7 @@ def watch_pid(pid: int, opts: Options, recorder: HostRecorder) -> int:
     return 128 + stopped_by[0] if stopped_by else 0
 
 
-def _start_event(pid: int, start: float, opts: Options, recorder: HostRecorder) -> dict[str, object]:
+def _start_event(pid: int, start: float, opts: "Options", recorder: "HostRecorder") -> dict[str, object]:
     """The start event of a watched process: its command line and directory as /proc shows them."""
     argv = procfs.cmdline(pid)
     try:

@@ -4,8 +4,6 @@ Hand-written rather than argparse (~3 ms of every job's start, bench/: pingch
 overhead). A bad command line is a usage error (exit 2) before anything runs.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -148,7 +146,7 @@ def _check_values(opts: Options, values: dict[str, tuple[str, str]]) -> None:
         opts.attach = os.path.normpath(os.path.join(facts.working_dir(), opts.attach))
 
 
-def usage_error(message: str) -> NoReturn:
+def usage_error(message: str) -> "NoReturn":
     sys.stderr.write(f"pingch: {message}\n{USAGE}")
     raise SystemExit(EXIT_USAGE)
 

@@ -6,8 +6,6 @@ lists the fields). Nothing here raises because of the spool: a job is never
 stopped or changed by notification trouble, the user is warned once instead.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -50,7 +48,7 @@ class HostRecorder:
         self.append(event)
         wake.poke(self.state_dir, self.host)
 
-    def _in_state_dir(self, write: Callable[[str, bytes], None], path: str, data: bytes) -> None:
+    def _in_state_dir(self, write: "Callable[[str, bytes], None]", path: str, data: bytes) -> None:
         """write(path, data), creating its directory (0700) the first time it is missing."""
         try:
             write(path, data)
@@ -138,7 +136,7 @@ def quote(arg: str) -> str:
 
 
 def start_event(recorder: HostRecorder, *, job: str, pid: int, title: str, cmd: str, start: float,
-                cwd: str, opts: Options, log: str = "") -> dict[str, object]:
+                cwd: str, opts: "Options", log: str = "") -> dict[str, object]:
     """The start event; the finish event repeats all of it (see finish_event)."""
     ev: dict[str, object] = {
         "v": events.SCHEMA_VERSION,

@@ -5,8 +5,6 @@ signals it receives, exits with the job's status (128+N when killed by signal
 N) and never lets notification trouble touch the job.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
@@ -58,7 +56,7 @@ EXIT_NOT_FOUND = 127
 class _Shown:
     """How the job is run (argv) and named: the title, the command line shown, the program."""
 
-    def __init__(self, opts: Options) -> None:
+    def __init__(self, opts: "Options") -> None:
         command = opts.command
         if len(command) == 1 and record.SHELL_CHARS.intersection(command[0]):
             self.argv = ["bash", "-c", command[0]]
@@ -74,7 +72,7 @@ class _Shown:
         self.title = opts.title or (self.program if opts.hide_command else record.short_title(command))
 
 
-def run_job(opts: Options, recorder: HostRecorder, job: str = "", log: str = "") -> int:
+def run_job(opts: "Options", recorder: "HostRecorder", job: str = "", log: str = "") -> int:
     """Run the job in the foreground; `job` and `log` come from `pingch -d` (else: a new id)."""
     shown = _Shown(opts)
     waited, old_mask = _block_signals()
@@ -119,7 +117,7 @@ def run_job(opts: Options, recorder: HostRecorder, job: str = "", log: str = "")
     return code
 
 
-def _block_signals() -> tuple[Set[int], Set[int]]:
+def _block_signals() -> "tuple[Set[int], Set[int]]":
     """Block the signals to forward and SIGCHLD; returns (those, the mask before).
 
     Blocked signals are collected with sigtimedwait(): no handler can run
@@ -137,8 +135,8 @@ def _block_signals() -> tuple[Set[int], Set[int]]:
     return waited, signal.pthread_sigmask(signal.SIG_BLOCK, waited)
 
 
-def _wait_forwarding(pid: int, waited: Set[int], recorder: HostRecorder,
-                     helper: int) -> tuple[int, struct_rusage]:
+def _wait_forwarding(pid: int, waited: "Set[int]", recorder: "HostRecorder",
+                     helper: int) -> "tuple[int, struct_rusage]":
     """Pass on each signal in `waited` to the job until it ends; its (wait status, rusage).
 
     `helper` is the watcher pingch just started (0 if none): reaped when it
@@ -167,7 +165,7 @@ def _wait_forwarding(pid: int, waited: Set[int], recorder: HostRecorder,
             return status, usage
 
 
-def _not_started(exc: OSError, opts: Options, recorder: HostRecorder, shown: _Shown, *, job: str,
+def _not_started(exc: OSError, opts: "Options", recorder: "HostRecorder", shown: _Shown, *, job: str,
                  log: str, start: float, cwd: str) -> int:
     """The command could not be run: say so as a shell would, record it as ended, exit 126/127."""
     code = EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_CANNOT_EXECUTE

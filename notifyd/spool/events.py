@@ -3,8 +3,6 @@
 Standard library only (it is on pingch's hot path). See docs/EVENTS.md.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -100,7 +98,7 @@ def _json_value(value: object) -> str:
     raise TypeError(f"cannot encode {type(value).__name__} in an event")
 
 
-def dumps(event: dict[str, Any]) -> str:
+def dumps(event: "dict[str, Any]") -> str:
     """Compact JSON for a flat dict (what json.dumps(separators=(",", ":")) gives)."""
     return "{" + ",".join(_json_value(str(k)) + ":" + _json_value(v) for k, v in event.items()) + "}"
 
@@ -111,7 +109,7 @@ def _cut(value: str, limit: int) -> str:
     return value[: max(0, limit - len(TRUNCATED))] + TRUNCATED
 
 
-def encode(event: dict[str, Any]) -> bytes:
+def encode(event: "dict[str, Any]") -> bytes:
     """Serialise one event to a single bounded line ending in a newline."""
     ev = dict(event)
     ev.setdefault("v", SCHEMA_VERSION)
@@ -146,7 +144,7 @@ def _no_constant(text: str) -> float:
     raise MalformedEvent(f"{text} is not a number an event can hold")
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes) -> "dict[str, Any]":
     """Parse and validate one line (without its newline)."""
     import json  # the watcher's side; kept off pingch's import path
 

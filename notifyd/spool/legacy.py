@@ -7,8 +7,6 @@ Times are the writing host's local time without an offset; they are read in
 this host's time zone (a lab's machines share one).
 """
 
-from __future__ import annotations
-
 import re
 import time
 from dataclasses import dataclass

@@ -5,8 +5,6 @@ Other hosts' writes are invisible to inotify and to a descriptor kept open
 stats the file, re-opens it and reads only complete new lines.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 from dataclasses import dataclass
@@ -33,7 +31,7 @@ class Cursor:
         return {"offset": self.offset, "head": self.head, "skipping": self.skipping}
 
     @classmethod
-    def from_json(cls, data: object) -> Cursor:
+    def from_json(cls, data: object) -> "Cursor":
         if not isinstance(data, dict):
             return cls()
         return cls(int(data.get("offset", 0)), str(data.get("head", "")), bool(data.get("skipping")))

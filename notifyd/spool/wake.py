@@ -14,8 +14,6 @@ hold a FIFO (sshfs), the watcher simply polls. Standard library only:
 pingch calls poke() on every job.
 """
 
-from __future__ import annotations
-
 import os
 import stat
 

@@ -6,14 +6,12 @@ spawned by an earlier notifyd runs `from notifyd.watcher import
 run_in_background` after an upgrade.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-def __getattr__(name: str) -> Callable[[], int]:
+def __getattr__(name: str) -> "Callable[[], int]":
     if name == "run_in_background":
         from notifyd.watcher.loop import run_in_background
 

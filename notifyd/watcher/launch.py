@@ -6,8 +6,6 @@ both spawns run. Standard library only: pingch calls it whenever its own
 quick look at the lease (pingch/record.py) finds no watcher.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -19,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-def spawn_detached(argv: list[str], env: Mapping[str, str] | None = None, out_fd: int | None = None,
+def spawn_detached(argv: list[str], env: "Mapping[str, str] | None" = None, out_fd: int | None = None,
                    *, keep_sigmask: bool = False) -> int:
     """Start argv in a session of its own, stdin from /dev/null, no inherited fds; returns its pid.
 

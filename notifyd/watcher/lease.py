@@ -23,8 +23,6 @@ quick look at the newest lease (pingch/record.py, held to quick_live by a
 test) finds no watcher, to start one.
 """
 
-from __future__ import annotations
-
 import os
 import time
 
