@@ -42,11 +42,13 @@ class Paths:
 
     @property
     def events_dir(self) -> "Path":
-        return self.state_dir / "events"
+        return self.spool_file("").parent
 
     @property
     def lease_dir(self) -> "Path":
-        return self.state_dir / "lease"
+        from pathlib import Path
+
+        return Path(lease_dir_str(str(self.state_dir)))
 
     @property
     def state_file(self) -> "Path":
@@ -58,7 +60,12 @@ class Paths:
 
     @property
     def alive_dir(self) -> "Path":
-        return self.state_dir / "alive"
+        return self.alive_file("").parent
+
+    def alive_file(self, host: str) -> "Path":
+        from pathlib import Path
+
+        return Path(alive_file_str(str(self.state_dir), host))
 
     @property
     def journal_dir(self) -> "Path":
@@ -90,7 +97,12 @@ class Paths:
         return Path(wake_fifo_str(str(self.state_dir), host))
 
     def spool_file(self, host: str) -> "Path":
-        return self.events_dir / spool_name(host)
+        from pathlib import Path
+
+        return Path(spool_file_str(str(self.state_dir), host))
+
+    def inbox_file(self, host: str) -> "Path":
+        return self.inbox_dir / spool_name(host)
 
     def log_file(self, host: str) -> "Path":
         # One log per host: two hosts appending to one file over NFS corrupt it.
@@ -115,7 +127,32 @@ def wake_fifo_str(state_dir: str, host: str) -> str:
 
 
 def spool_name(host: str) -> str:
+    """A host's file name in events/ and inbox/ (one file per host: NFS appends do not mix)."""
     return f"{host}.jsonl"
+
+
+# The per-host and per-job paths as strings, for pingch's hot path; the
+# Paths properties above are built on the same names.
+def spool_file_str(state_dir: str, host: str) -> str:
+    return os.path.join(state_dir, "events", spool_name(host))
+
+
+def alive_file_str(state_dir: str, host: str) -> str:
+    """pingch's liveness mark for `host` (its mtime is the host's last sign of life)."""
+    return os.path.join(state_dir, "alive", host)
+
+
+def lease_dir_str(state_dir: str) -> str:
+    return os.path.join(state_dir, "lease")
+
+
+def job_logs_dir_str(state_dir: str) -> str:
+    return os.path.join(state_dir, "joblogs")
+
+
+def job_log_str(state_dir: str, job: str) -> str:
+    """Where a `pingch -d` job's output goes unless -o names a file."""
+    return os.path.join(job_logs_dir_str(state_dir), f"{job}.log")
 
 
 def host_name(env: "Mapping[str, str] | None" = None) -> str:

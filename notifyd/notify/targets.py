@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 from notifyd.config import Config
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import apprise_urls, inbox
+from notifyd.paths import spool_name
 from notifyd.records import OutboxEntry
 
 INBOX_KEY = "inbox"
@@ -195,7 +196,7 @@ class InboxTarget(Target):
         self.display = f"inbox ({inbox_dir})"
         # Written only by the lease holder, one file per host so that a frozen
         # old holder and its successor never append to the same file.
-        self.path = inbox_dir / f"{host}.jsonl"
+        self.path = inbox_dir / spool_name(host)
         self.inbox_dir = inbox_dir
 
     def send(self, entry: OutboxEntry) -> Sent:

@@ -36,7 +36,7 @@ def detach(opts: "Options", recorder: "HostRecorder") -> int:
     try:
         log, fd = _open_log(opts, recorder.state_dir, job)
     except OSError as exc:
-        target = opts.output or os.path.join(recorder.state_dir, "joblogs")
+        target = opts.output or paths.job_logs_dir_str(recorder.state_dir)
         sys.stderr.write(f"pingch: cannot open {target} for the job's output: {exc.strerror or exc}; "
                          "the job was not started (name another file with -o FILE)\n")
         return EXIT_ERROR
@@ -65,7 +65,7 @@ def detach(opts: "Options", recorder: "HostRecorder") -> int:
 def _open_log(opts: "Options", state_dir: str, job: str) -> tuple[str, int]:
     """(path, fd open for appending) of the detached job's output; OSError if it cannot be opened."""
     if opts.output is None:
-        log = os.path.join(state_dir, "joblogs", f"{job}.log")
+        log = paths.job_log_str(state_dir, job)
         paths.ensure_private_dir(os.path.dirname(log), state_dir)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     else:

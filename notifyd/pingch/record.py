@@ -30,7 +30,7 @@ class HostRecorder:
     def __init__(self) -> None:
         self.host = paths.host_name()
         self.state_dir = paths.state_dir_str()
-        self.path = os.path.join(self.state_dir, "events", paths.spool_name(self.host))
+        self.path = paths.spool_file_str(self.state_dir, self.host)
         self.warned = False
 
     def append(self, event: dict[str, object]) -> None:
@@ -59,7 +59,7 @@ class HostRecorder:
     def mark_alive(self) -> None:
         """Rewrite alive/<host> (its mtime, set by the file server, is the mark)."""
         try:
-            self._in_state_dir(fsutil.write_new, os.path.join(self.state_dir, "alive", self.host),
+            self._in_state_dir(fsutil.write_new, paths.alive_file_str(self.state_dir, self.host),
                                b"1\n")
         except Exception:
             pass  # a missed mark only makes the host look quieter
@@ -67,7 +67,7 @@ class HostRecorder:
     def ensure_watcher(self) -> int:
         """Start a watcher in the background unless one looks alive. Returns its pid or 0."""
         try:
-            if watcher_looks_alive(os.path.join(self.state_dir, "lease"), self.host):
+            if watcher_looks_alive(paths.lease_dir_str(self.state_dir), self.host):
                 return 0
             # Loaded only now, at the job's start: the lease and launch code
             # cost ~0.5 ms of every job, and most jobs find a watcher running.

@@ -83,7 +83,7 @@ def start_watcher(state_dir: str, host: str, careful: bool) -> int:
     way the spawned watcher takes the lease only if it is really free, so a
     needless spawn costs a process that exits at once, never a second watcher.
     """
-    lease_dir = os.path.join(state_dir, "lease")
+    lease_dir = paths.lease_dir_str(state_dir)
     if careful:
         info = lease.current(lease_dir)
         if info is not None and not lease.is_stale(info, host, fsutil.server_now(lease_dir, host)):

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from notifyd.nodes.reader import Node
+from notifyd.paths import spool_name
 from notifyd.records import LostJob, RunningJob
 from notifyd.state import State
 
@@ -45,7 +46,7 @@ def _mtime(path: str) -> float:
 def last_sign_of_life(host: str, events_dir: str, alive_dir: str, node: Node | None,
                       now: float) -> float:
     """The server time of the newest trace the host left."""
-    signs = [_mtime(os.path.join(events_dir, f"{host}.jsonl")),
+    signs = [_mtime(os.path.join(events_dir, spool_name(host))),
              _mtime(os.path.join(alive_dir, host))]
     if node is not None:
         signs.append(now - node.age)
