@@ -97,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     host = machine()
     groups: list[tuple[str, Callable[[], list[Row]]]] = [
+        # Instructions are counted under valgrind (a few seconds): full runs only.
         ("overhead", lambda: overhead.pingch_overhead(install, size.overhead_rounds,
-                                                      size.overhead_runs)),
+                                                      size.overhead_runs, instructions=not args.quick)),
         ("hook", lambda: overhead.hook_overhead(install, size.hook_rounds, size.hook_runs)),
         ("latency", lambda: latency.finish_to_message(install, size.latency_jobs,
                                                       size.old_period)),

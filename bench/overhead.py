@@ -9,7 +9,10 @@ pass`), the floor of any wrapper written in Python, as a ratio of medians.
 
 from __future__ import annotations
 
+import re
+import shutil
 import statistics
+import subprocess
 import time
 
 from bench.harness import REPO, Dist, Install, Row, home, ms, start_watcher, stop_watchers, timed
@@ -35,7 +38,7 @@ def _added(runs: dict[str, list[float]], cmd: str, base: str) -> float:
     return statistics.median(runs[cmd]) - statistics.median(runs[base])
 
 
-def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
+def pingch_overhead(install: Install, rounds: int, per_round: int, instructions: bool = True) -> list[Row]:
     with home() as h:
         # As in real use a watcher runs (the login hook started it), so pingch
         # finds it alive and starts none.
@@ -48,8 +51,11 @@ def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
             # The floor of any wrapper written in Python: the same venv's
             # interpreter started with nothing to do (no site, no script).
             "python": [install.python, "-I", "-S", "-c", "pass"],
+            # The floor of any script in the venv: its interpreter with site
+            # (which a script's #!python cannot skip) and nothing to do.
+            "site": [install.python, "-c", "pass"],
         }
-        added, added_old, ratios, over_python = [], [], [], []
+        added, added_old, ratios, over_python, over_site = [], [], [], [], []
         raw_pingch, raw_true, raw_python = [], [], []
         for _ in range(rounds):
             runs: dict[str, list[float]] = {k: [] for k in commands}
@@ -62,12 +68,14 @@ def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
             added_old.append(b)
             ratios.append(a / b)
             over_python.append(statistics.median(runs["pingch"]) / statistics.median(runs["python"]))
+            over_site.append(statistics.median(runs["site"]) / statistics.median(runs["python"]))
             raw_pingch += runs["pingch"]
             raw_true += runs["true"]
             raw_python += runs["python"]
+        counted = _instruction_counts(h.env, commands) if instructions else None
         stop_watchers(h)
-    d, old, r, py = Dist(added), Dist(added_old), Dist(ratios), Dist(over_python)
-    return [Row(
+    d, old, r, py, site = Dist(added), Dist(added_old), Dist(ratios), Dist(over_python), Dist(over_site)
+    rows = [Row(
         "pingch overhead per job (wall, `pingch true` minus `true`)",
         d.fmt(ms),
         f"old bash function: {old.fmt(ms)} added over `bash -c true`; bare interpreter "
@@ -81,8 +89,42 @@ def pingch_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
          f"itself {Dist(raw_pingch).fmt(ms)}, `true` {Dist(raw_true).fmt(ms)} over all runs",
          "the bare interpreter is the venv's own python with no site and no script: the floor "
          "of any wrapper written in Python; the ratio is `pingch true` over it, round by round",
+         f"`python -c pass` (site, which a script cannot skip, and nothing else) is "
+         f"{site.median:.2f}x ({site.spread[0]:.2f}-{site.spread[1]:.2f}) the bare interpreter",
          "a watcher was running for the user (as after login), so pingch starts none"],
     )]
+    if counted:
+        rows.append(counted)
+    return rows
+
+
+def _instruction_counts(env: dict[str, str], commands: dict[str, list[str]]) -> Row | None:
+    """Instructions each start executes (valgrind's callgrind): the same every run, load or not.
+
+    Wall time on a shared machine swings by tens of percent; instruction
+    counts do not, so they show what a change to pingch's start did. Only
+    the process itself is counted (pingch's job, `true`, is not traced).
+    """
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    counts = {}
+    for name in ("pingch", "python", "site"):
+        p = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                            *commands[name]], env=env, capture_output=True, text=True, check=False)
+        found = re.search(r"Collected : (\d+)", p.stderr)
+        if found is None:
+            return None
+        counts[name] = int(found.group(1))
+    ratio = counts["pingch"] / counts["python"]
+    return Row(
+        "`pingch true` start, instructions (valgrind), over the bare interpreter",
+        f"{counts['pingch'] / 1e6:.1f} M", f"`python -I -S -c pass`: {counts['python'] / 1e6:.1f} M; "
+        f"`python -c pass` (with site): {counts['site'] / 1e6:.1f} M",
+        f"{ratio:.2f}x", "-", None,
+        ["counted once each: instruction counts repeat exactly; pingch's job (`true`) is not traced",
+         "`python -c pass` includes Python's shutdown, which pingch skips (os._exit after flushing)"],
+    )
 
 
 def hook_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
