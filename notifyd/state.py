@@ -157,6 +157,7 @@ class State:
         for entry in self.outbox:
             if entry.id == entry_id and key in entry.targets:
                 entry.targets.remove(key)
+                entry.retry.pop(key, None)
         self.outbox = [e for e in self.outbox if e.targets]
 
 

@@ -80,13 +80,14 @@ class Watcher:
         self.clock = clock or Clock(str(paths.lease_dir), host)
         self.state = state.State()
         self.journal = state.Journal(paths.journal_dir, host)
-        self.delivery = Delivery(self.journal, self.lease, self._save)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.delivery = Delivery(self.journal, self.lease, self._save, wake=self._poke)
         self.targets: list[targets.Target] = targets_ or []
         self._given_targets = targets_ is not None
         self._given_sources = list(sources) if sources is not None else None
         self.stopping = False
         self._config_stamp = self._stamp()
-        self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
         self._wake_up = wake_up
         self.intake = Intake(paths, self.clock, self._given_sources)
@@ -103,8 +104,14 @@ class Watcher:
     def _on_signal(self, _signum: int, _frame: object) -> None:
         self.stopping = True
 
+    def _poke(self) -> None:
+        """Wake the loop for a round now (a courier finished a send); from any thread."""
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:
+            pass  # the pipe is full: a round is coming anyway
+
     def install_signals(self) -> None:
-        os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -201,6 +208,10 @@ class Watcher:
                         "sending or saving anything more", exc)
             return 0
         try:
+            # Sends in flight are let finish (a few seconds at most) so that
+            # what they delivered is recorded, not sent again by the next watcher.
+            self.delivery.settle(self.state, self.targets, self.config, self.clock.time())
+            self.delivery.close()
             self._save()
             self.lease.release()
         except lease.LeaseLost:

@@ -2,9 +2,11 @@
 
 Its Started and Finished lines (spool/legacy.py) are paired here, in this
 source's cursor: the open starts wait under "open" until their finish comes.
-On the first read every finished job in the file is history (the old bot
-told of it): it is remembered as told, never announced. Jobs still running
-are followed, and told when their Finished line comes.
+The whole file as it was when first seen is history (the old bot told of
+its jobs), however many rounds it takes to read (the reader takes 4 MiB a
+round): those finished jobs are remembered as told, never announced. The
+cursor keeps where that history ends ("history_until"). Jobs still running
+then are followed, and told when their Finished line comes.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ class LegacyFile:
         return True
 
     def poll(self, cursor: dict[str, Any] | None, _now: float, /) -> Polled:
-        history = cursor is None
         at = Cursor.from_json(cursor)
         raw_open = (cursor or {}).get("open")
         open_starts: dict[str, Any] = dict(raw_open) if isinstance(raw_open, dict) else {}
+        history_until = _history_until(self.path, cursor)
         # The user's own dotfile may well be a symlink (into a dotfiles repo, say).
         chunk = read_new(self.path, at, follow_symlinks=True)
+        if chunk.reset:
+            history_until = 0  # another file now: what it holds is news
         polled = Polled([], {}, malformed=len(chunk.oversized))
         name = shown(self.path)
         if chunk.reset:
@@ -54,15 +58,26 @@ class LegacyFile:
                 polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
                 continue
             ev = pair(item, open_starts)
-            if ev is not None and history:
+            if ev is not None and offset < history_until:
                 polled.history.append((str(ev["job"]), float(ev["ts"])))
             elif ev is not None:
                 polled.events.append(ev)
-        polled.cursor = {**at.to_json(), "open": open_starts}
+        polled.cursor = {**at.to_json(), "open": open_starts, "history_until": history_until}
         return polled
 
     def exists(self) -> bool:
         return bool(self.path) and os.path.isfile(self.path)
+
+
+def _history_until(path: str, cursor: dict[str, Any] | None) -> int:
+    """Where the file as first seen ends: its size now on the first read, then the cursor's."""
+    if cursor is None:
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return 0
+    value = cursor.get("history_until", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any] | None:
