@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,13 +126,17 @@ def new_home(root: Path, host: str = "") -> Home:
 
 @dataclass
 class Receiver:
-    """A local webhook: records every POST (with its arrival time); answers `status` (default 200)."""
+    """A local webhook: records every POST (with its arrival time); answers `status` (default 200),
+    or as `answer` says."""
 
     port: int = 0
     posts: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0  # seconds before answering, to make deliveries slow
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # A script instead of `status` and `delay`: called with each post (path,
+    # json, client, arrived...) before it is answered, it says how (Answer).
+    answer: Callable[[dict[str, Any]], Answer] | None = None
 
     @property
     def url(self) -> str:
@@ -170,12 +176,34 @@ def serve_receiver() -> Iterator[Receiver]:
                 body = json.loads(raw)
             except ValueError:
                 body = None
+            if rec.answer is not None:
+                self._scripted(rec.answer, {"path": self.path, "json": body, "raw": raw,
+                                            "headers": dict(self.headers), "arrived": arrived,
+                                            "client": self.client_address})
+                return
             time.sleep(rec.delay)
             with rec.lock:
                 status = rec.status
                 rec.posts.append({"path": self.path, "status": status, "json": body, "raw": raw,
                                   "headers": dict(self.headers), "arrived": arrived})
             self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _scripted(self, script: Callable[[dict[str, Any]], Answer], post: dict[str, Any]) -> None:
+            how = script(post)
+            gone = _client_gone(self.connection, HANG_FOR if how.hang else how.after)
+            # What the receiver did, in nginx's words when it did not answer:
+            # 499 the client closed the request first, 444 closed without an answer.
+            status = 499 if gone else 444 if how.hang else how.status
+            with rec.lock:
+                rec.posts.append({**post, "status": status, "answered": time.time()})
+            if gone or how.hang:
+                self.close_connection = True
+                return
+            self.send_response(how.status)
+            if how.retry_after is not None:
+                self.send_header("Retry-After", str(how.retry_after))
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -311,3 +339,36 @@ def lease_holder(home: Home) -> int:
                     continue
                 return pid
     return 0
+
+
+# -- a scripted receiver (tests/e2e/test_chaos.py) ---------------------------------------------
+
+HANG_FOR = 120.0  # the longest a hanging answer waits for the client to give up
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a scripted Receiver (Receiver.answer) answers one post."""
+
+    status: int = 200
+    after: float = 0.0  # seconds before answering; a client that gives up first is recorded as 499
+    hang: bool = False  # accept and never answer: hold the connection until the client gives up
+    retry_after: int | None = None  # a Retry-After header, in seconds
+
+
+def _client_gone(sock: socket.socket, seconds: float) -> bool:
+    """Wait up to `seconds`; True as soon as the client closes its end (it gave up waiting)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        readable, _, _ = select.select([sock], [], [], left)
+        if not readable:
+            return False
+        try:
+            if sock.recv(1, socket.MSG_PEEK) == b"":
+                return True
+        except OSError:
+            return True
+        time.sleep(min(left, 0.05))  # bytes to read, not an end: the client is still there
