@@ -6,7 +6,8 @@ through json://. Nothing leaves the loopback interface. The fixtures that
 hand these to tests are in conftest.py; `new_home()` and `serve_receiver()`
 work at any fixture scope and in bench/, which imports this module.
 Standard library only (bench/ runs with any python3); psutil is imported
-only by Home.watcher_pids, pytest only by tests/needs.py.
+only by Home.watcher_pids, pytest only by tests/needs.py, notifyd only by
+the chaos helpers at the end, when they are called.
 """
 
 from __future__ import annotations
@@ -372,3 +373,68 @@ def _client_gone(sock: socket.socket, seconds: float) -> bool:
         except OSError:
             return True
         time.sleep(min(left, 0.05))  # bytes to read, not an end: the client is still there
+
+
+# -- jobs written as pingch writes them, the lease (tests/e2e/test_chaos.py) --------------------
+
+
+def job_events(home: Home, title: str, start: float, end: float, code: int = 0,
+               **fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A job's start and finish events as pingch writes them (docs/EVENTS.md), for a job never run."""
+    from notifyd.spool import events
+
+    pid = 100000 + uuid.uuid4().int % 800000
+    base: dict[str, Any] = {
+        "v": events.SCHEMA_VERSION, "ev": "start", "job": events.new_job_id(home.host, pid),
+        "user": home.env["USER"], "host": home.host, "pid": pid, "title": title, "cmd": "true",
+        "cwd": str(home.root), "start": events.iso_time(start), "start_ts": round(start, 3),
+        "ts": round(start, 3), **fields}
+    finish = {**base, "ev": "finish", "ts": round(end, 3), "end": events.iso_time(end),
+              "duration": round(end - start, 3), "exit": code, "signal": None, "maxrss_kb": 2048,
+              "cpu_s": 0.0}
+    return base, finish
+
+
+def write_event(home: Home, ev: dict[str, Any]) -> bytes:
+    """Append one event to the home's spool as pingch does (notifyd's encoder, one write()); its line."""
+    from notifyd import fsutil, paths
+    from notifyd.spool import events
+
+    line = events.encode(ev)
+    paths.ensure_private_dir(home.spool.parent, home.state_dir)
+    fsutil.append_line(home.spool, line)
+    return line
+
+
+def lease_now(home: Home) -> tuple[int, str, int] | None:
+    """(generation, host, pid) of the newest lease file as this host sees it; None if there is none."""
+    from notifyd.watcher import lease
+
+    info = lease.current(str(home.state_dir / "lease"))
+    return None if info is None else (info.gen, info.host, info.pid)
+
+
+def lease_free_for(home: Home) -> bool:
+    """Would a watcher started on this host take the lease now? (The check `notifyd ensure` makes.)"""
+    from notifyd import fsutil
+    from notifyd.watcher import lease
+
+    lease_dir = str(home.state_dir / "lease")
+    info = lease.current(lease_dir)
+    return info is None or lease.is_stale(info, home.host, fsutil.server_now(lease_dir, home.host))
+
+
+def start_watch(home: Home, log: Path, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """`notifyd watch` for this home, its output appended to `log`; returns once it holds the lease."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([NOTIFYD, "watch"], env=home.env, stdout=out, stderr=subprocess.STDOUT)
+
+    def holds() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"watcher on {home.host} exited with {proc.returncode}: "
+                                 f"{log.read_text(errors='replace')[-2000:]}")
+        found = lease_now(home)
+        return found is not None and found[2] == proc.pid
+
+    wait_until(holds, timeout, f"the watcher on {home.host} to take the lease")
+    return proc

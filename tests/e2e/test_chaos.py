@@ -1,0 +1,429 @@
+"""Chaos, measured: the watcher killed and frozen on hosts that share a home.
+
+Each test counts what reached the webhook (lost: jobs never told; duplicates:
+jobs told more than once) and prints its figures on a line starting with
+"chaos:" (shown with `pytest -s`, and in every assertion message). Random
+choices come from a seed printed with the figures; CHAOS_SEED=N repeats them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from harness import (
+    NOTIFYD,
+    PINGCH,
+    Answer,
+    Home,
+    Receiver,
+    fast_config,
+    job_events,
+    lease_free_for,
+    lease_now,
+    start_watch,
+    wait_until,
+    write_event,
+)
+
+Hosts = Callable[[int], list[Home]]
+
+
+# -- what every test here shares ---------------------------------------------------
+class Seeded(random.Random):
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.seed_value = seed
+
+
+@pytest.fixture
+def rng() -> Seeded:
+    """Random but repeatable: CHAOS_SEED, else a fresh seed (printed with each test's figures)."""
+    seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(10**6))
+    print(f"\nchaos: seed {seed} (CHAOS_SEED={seed} repeats the test's random choices)")
+    return Seeded(seed)
+
+
+def config(url: str, **watcher: str) -> str:
+    """fast_config(url) with some [watcher] keys changed (lease_timeout="2s", ...)."""
+    text = fast_config(url)
+    for key, value in watcher.items():
+        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.MULTILINE)
+        if not n:
+            text += f"{key} = {value}\n"
+    return text
+
+
+def told(receiver: Receiver) -> Counter[str]:
+    """How many accepted messages name each job title ("✅ TITLE finished on HOST")."""
+    return Counter(str(b["title"]).split()[1] for b in receiver.bodies())
+
+
+def all_told(receiver: Receiver, expected: set[str]) -> bool:
+    return expected <= set(told(receiver))
+
+
+def tally(expected: set[str], receiver: Receiver) -> tuple[set[str], dict[str, int]]:
+    """(jobs never told, {job told more than once: times}); a message for no expected job is an error."""
+    seen = told(receiver)
+    strangers = set(seen) - expected
+    assert not strangers, f"messages for jobs nobody ran: {sorted(strangers)[:10]}"
+    return expected - set(seen), {t: n for t, n in seen.items() if n > 1}
+
+
+def report(name: str, **figures: object) -> str:
+    line = f"chaos: {name}: " + ", ".join(f"{k}={v}" for k, v in figures.items())
+    print(f"\n{line}")
+    return line
+
+
+def wait_all_told(receiver: Receiver, expected: set[str], timeout: float) -> None:
+    """Until every expected job is told (or `timeout`), then a little longer for late repeats."""
+    try:
+        wait_until(partial(all_told, receiver, expected), timeout, "every job to be told")
+    except AssertionError:
+        pass  # the caller counts what is missing and says so
+    time.sleep(2.0)  # several poll intervals: a repeat would have come by now
+
+
+def encoded(ev: dict[str, Any]) -> bytes:
+    """The line pingch writes for this event (notifyd's encoder)."""
+    from notifyd.spool import events
+
+    return events.encode(ev)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=20)
+
+
+class Burst(threading.Thread):
+    """`count` jobs over `over` seconds, round-robin on the hosts, each ending 0.05-1.5 s after it
+    starts: written into each host's spool through that host's mount with notifyd's encoder, as
+    pingch writes them (start, later finish; one write() each)."""
+
+    def __init__(self, homes: list[Home], count: int, over: float, rng: random.Random,
+                 prefix: str = "burst") -> None:
+        super().__init__(daemon=True)
+        self.homes = homes
+        self.plan: list[tuple[float, int, str, float]] = []  # (at, host index, title, ends after)
+        for i in range(count):
+            self.plan.append((over * i / count, i % len(homes), f"{prefix}-{i:03d}",
+                              rng.uniform(0.05, 1.5)))
+        self.titles = {title for _at, _h, title, _d in self.plan}
+        self.hurry = threading.Event()  # write the rest at once
+        self.failed: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            t0, wall0 = time.monotonic(), time.time()
+            writes: list[tuple[float, Home, dict[str, Any]]] = []
+            for at, h, title, lasts in self.plan:
+                home = self.homes[h]
+                start, finish = job_events(home, title, wall0 + at, wall0 + at + lasts)
+                writes += [(at, home, start), (at + lasts, home, finish)]
+            writes.sort(key=lambda w: w[0])
+            for at, home, ev in writes:
+                left = t0 + at - time.monotonic()
+                if left > 0:
+                    self.hurry.wait(left)
+                write_event(home, ev)
+        except BaseException as exc:
+            self.failed = exc
+
+    def finish(self) -> None:
+        self.hurry.set()
+        self.join(timeout=60)
+        assert self.failed is None, f"the burst writer failed: {self.failed!r}"
+
+
+def no_watcher(home: Home) -> bool:
+    return not home.watcher_pids()
+
+
+def pingch_jobs(home: Home, prefix: str, count: int) -> list[tuple[subprocess.Popen[bytes], str, int]]:
+    """`count` real pingch jobs on `home` exiting 0, 1, 0, 1...: (process, title, expected status)."""
+    jobs = []
+    for i in range(count):
+        title, code = f"{prefix}-{i}", i % 2
+        proc = subprocess.Popen([PINGCH, "-t", title, "sh", "-c", f"exit {code}"], env=home.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        jobs.append((proc, title, code))
+    return jobs
+
+
+# -- 1. the holder SIGKILLed at random moments of a burst ---------------------------
+KILLS = 10
+BURST_JOBS = 500
+
+
+def test_holder_sigkilled_at_random_moments_of_a_500_job_burst_loses_nothing_and_the_other_host_takes_over(
+        hosts: Hosts, receiver: Receiver, rng: Seeded, tmp_path: Path) -> None:
+    began = time.monotonic()
+    homes = hosts(2)
+    homes[0].write_config(config(receiver.url, lease_timeout="2s"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    holder_at = 0
+    holder = start_watch(homes[0], logs / "watch-0.log")
+    started = [holder]
+    burst = Burst(homes, BURST_JOBS, over=75.0, rng=rng)
+    expected = set(burst.titles)
+    takeovers: list[tuple[int, str]] = []  # (generation, host) after each kill
+    takeover_s: list[float] = []
+    killed_at: list[float] = []  # time.time() of each kill
+    kills_in_burst = 0
+    burst.start()
+    try:
+        for trial in range(KILLS):
+            standby = homes[1 - holder_at]
+            # Real jobs on the host that is not the holder's (pingch there sees a live lease
+            # and starts nothing), then the kill at a random moment of the burst.
+            jobs = pingch_jobs(standby, f"real{trial}", 2)
+            expected.update(title for _p, title, _c in jobs)
+            time.sleep(rng.uniform(0.2, 2.0))
+            for proc, title, code in jobs:
+                assert proc.wait(timeout=60) == code, title
+            # A watcher one of them started (pingch's quick check errs towards starting one)
+            # has given up before the kill, or it could be the one to take over.
+            wait_until(partial(no_watcher, standby), 20, "no watcher on the standby host")
+            found = lease_now(standby)
+            assert found is not None and found[2] == holder.pid
+            holder.kill()
+            killed = time.monotonic()
+            killed_at.append(time.time())
+            holder.wait(timeout=20)
+            kills_in_burst += burst.is_alive()
+            # The other host's candidate: the check `notifyd ensure` makes, until the lease is free.
+            wait_until(partial(lease_free_for, standby), 20, f"the lease to be free for {standby.host}")
+            holder = start_watch(standby, logs / f"watch-{trial + 1}.log")
+            started.append(holder)
+            takeover_s.append(time.monotonic() - killed)
+            now = lease_now(standby)
+            assert now is not None
+            takeovers.append((now[0], now[1]))
+            assert now[1] == standby.host and now[0] == found[0] + 1, (found, now)
+            # The killed host's watcher, started again, stands by: refused while the lease lives.
+            again = subprocess.run([NOTIFYD, "watch"], env=homes[holder_at].env, capture_output=True,
+                                   text=True, timeout=60)
+            assert again.returncode != 0 and f"pid {holder.pid} on {standby.host}" in again.stderr, (
+                again.stderr)
+            holder_at = 1 - holder_at
+        burst.finish()
+        wait_all_told(receiver, expected, timeout=120)
+    finally:
+        burst.hurry.set()
+        for proc in started:
+            kill(proc)
+    lost, dups = tally(expected, receiver)
+    # Which kill each repeat followed (the last one before the second copy arrived).
+    copies: dict[str, list[float]] = {}
+    for at, body in receiver.arrivals():
+        copies.setdefault(str(body["title"]).split()[1], []).append(at)
+    repeats = Counter(sum(k < at for k in killed_at) for t in dups for at in sorted(copies[t])[1:])
+    figures = report(
+        "SIGKILL of the holder", seed=rng.seed_value, trials=KILLS, jobs=len(expected),
+        kills_during_burst=kills_in_burst, lost=len(lost), duplicates=sum(n - 1 for n in dups.values()),
+        duplicate_jobs=sorted(dups), repeats_after_kill={f"#{k}": n for k, n in sorted(repeats.items())},
+        takeovers=" ".join(f"gen{g}@{h}" for g, h in takeovers),
+        takeover_s=f"{min(takeover_s):.1f}-{max(takeover_s):.1f}", run_s=f"{time.monotonic() - began:.0f}")
+    assert not lost, f"{figures}; never told: {sorted(lost)[:20]}"
+    assert sum(n - 1 for n in dups.values()) <= KILLS, figures
+    assert kills_in_burst == KILLS, f"{figures}: kills after the burst had ended prove less"
+    assert [h for _g, h in takeovers] == [homes[(i + 1) % 2].host for i in range(KILLS)], figures
+    assert max(takeover_s) < 2 + 10, f"{figures}: takeover beyond lease_timeout + 10 s"
+
+
+# -- 2. the holder frozen past its lease, then thawed -----------------------------
+FREEZES = 4
+
+
+def _owns_port(pid: int, port: int) -> bool:
+    try:
+        return any(c.laddr and c.laddr.port == port for c in psutil.Process(pid).net_connections("tcp"))
+    except psutil.Error:
+        return False
+
+
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def test_holder_frozen_past_its_lease_mid_send_sends_nothing_after_sigcont_and_every_job_is_told(
+        hosts: Hosts, receiver: Receiver, rng: Seeded, tmp_path: Path) -> None:
+    """SIGSTOP lands while the holder's post is at the webhook (its lease checked, the send in
+    flight): the worst moment. The other host takes over; after SIGCONT the old watcher may finish
+    the send it was in, and must then post nothing, write no inbox line and stop by itself.
+
+    The freeze waits for a post with no earlier delivery to the webhook journalled and not yet
+    saved, so the send in flight is the only one the new holder may repeat: deliveries journalled
+    just before a takeover are the subject of
+    test_deliveries_journalled_by_a_host_new_to_the_journal_dir_are_not_repeated_after_a_takeover."""
+    began = time.monotonic()
+    homes = hosts(2)
+    homes[0].write_config(config(receiver.url, lease_timeout="2s"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    watchers: set[int] = set()
+    # The journals as the file server holds them (not through a mount's cache).
+    journals = tmp_path / "export" / homes[0].state_dir.relative_to(homes[0].root.parent) / "journal"
+    freeze: dict[str, Any] = {"pid": 0, "after": 0, "host": ""}
+    frozen = threading.Event()
+    in_flight: list[str] = []
+
+    def only_inbox_journalled(host: str) -> bool:
+        try:
+            lines = (journals / f"{host}.log").read_bytes().splitlines()
+        except FileNotFoundError:
+            return True
+        return all(line.endswith(b" inbox") for line in lines)
+
+    def answer(post: dict[str, Any]) -> Answer:
+        port = post["client"][1]
+        post["sender"] = next((pid for pid in list(watchers) if _owns_port(pid, port)), 0)
+        if freeze["pid"] and post["sender"] == freeze["pid"]:
+            freeze["after"] -= 1
+            if freeze["after"] <= 0 and only_inbox_journalled(freeze["host"]):
+                os.kill(freeze["pid"], signal.SIGSTOP)
+                freeze["pid"] = 0
+                in_flight.append(str((post["json"] or {}).get("title", "? ?")).split()[1])
+                frozen.set()
+        return Answer(200)
+
+    receiver.answer = answer
+    holder_at = 0
+    holder = start_watch(homes[0], logs / "watch-0.log")
+    started = [holder]
+    watchers.add(holder.pid)
+    burst = Burst(homes, 200, over=30.0, rng=rng)
+    takeovers: list[tuple[int, str]] = []
+    after_cont: list[int] = []  # posts by the thawed watcher after SIGCONT, per freeze
+    inbox_growth: list[int] = []  # its inbox lines after SIGCONT, per freeze
+    stopped_s: list[float] = []
+    burst.start()
+    try:
+        for trial in range(FREEZES):
+            old, old_home, standby = holder, homes[holder_at], homes[1 - holder_at]
+            frozen.clear()
+            freeze.update(after=rng.randint(1, 12), pid=old.pid, host=old_home.host)
+            wait_until(frozen.is_set, 30, f"freeze {trial}: the holder to post")
+            gen = lease_now(standby)
+            assert gen is not None and gen[2] == old.pid
+            inbox = old_home.state_dir / "inbox" / f"{old_home.host}.jsonl"
+            inbox_before = _lines(inbox)
+            wait_until(partial(lease_free_for, standby), 20, f"the lease to be free for {standby.host}")
+            holder = start_watch(standby, logs / f"watch-{trial + 1}.log")
+            started.append(holder)
+            watchers.add(holder.pid)
+            now = lease_now(standby)
+            assert now is not None and now[0] == gen[0] + 1
+            takeovers.append((now[0], now[1]))
+            time.sleep(rng.uniform(0.5, 2.0))  # the new holder at work while the old one sleeps
+            thawed = time.time()
+            os.kill(old.pid, signal.SIGCONT)
+            assert old.wait(timeout=20) == 0
+            stopped_s.append(time.time() - thawed)
+            time.sleep(0.5)
+            after_cont.append(sum(1 for p in list(receiver.posts)
+                                  if p.get("sender") == old.pid and p["arrived"] >= thawed))
+            inbox_growth.append(_lines(inbox) - inbox_before)
+            text = (logs / f"watch-{trial}.log").read_text(errors="replace")
+            assert "lease lost" in text and "stopping without sending or saving anything more" in text, (
+                text[-1500:])
+            holder_at = 1 - holder_at
+        burst.finish()
+        wait_all_told(receiver, burst.titles, timeout=90)
+    finally:
+        burst.hurry.set()
+        for proc in started:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGCONT)
+            kill(proc)
+    lost, dups = tally(burst.titles, receiver)
+    figures = report(
+        "SIGSTOP past the lease", seed=rng.seed_value, trials=FREEZES, jobs=len(burst.titles),
+        lost=len(lost), duplicates=sum(n - 1 for n in dups.values()), duplicate_jobs=sorted(dups),
+        frozen_mid_send=in_flight, posts_after_sigcont=after_cont, inbox_lines_after_sigcont=inbox_growth,
+        stopped_after_sigcont_s=f"{max(stopped_s):.1f}",
+        takeovers=" ".join(f"gen{g}@{h}" for g, h in takeovers), run_s=f"{time.monotonic() - began:.0f}")
+    assert not lost, f"{figures}; never told: {sorted(lost)[:20]}"
+    assert after_cont == [0] * FREEZES, figures
+    assert inbox_growth == [0] * FREEZES, figures
+    # The one message each freeze caught in flight may be told again by the new holder, no other.
+    assert set(dups) <= set(in_flight) and all(n == 2 for n in dups.values()), figures
+    assert [h for _g, h in takeovers] == [homes[(i + 1) % 2].host for i in range(FREEZES)], figures
+
+
+class JournalMissed(Exception):
+    """The one failure the test below expects."""
+
+
+@pytest.mark.xfail(strict=True, raises=JournalMissed, reason=(
+    "a new holder reads the old holder's journal through its own mount (state.load globs "
+    "journal/*.log): sshfs serves that listing, and the sizes it carries, from a cache for 20 s "
+    "(NFS: a new name for up to acdirmax), so with a lease_timeout shorter than that (2 s here; "
+    "the config allows 3 x poll_interval) what the old holder delivered since its last save is "
+    "sent again after a takeover, beyond the one send in flight"))
+def test_deliveries_journalled_by_a_host_new_to_the_journal_dir_are_not_repeated_after_a_takeover(
+        hosts: Hosts, receiver: Receiver, tmp_path: Path) -> None:
+    a, b = hosts(2)
+    a.write_config(config(receiver.url, lease_timeout="2s"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    first = start_watch(a, logs / "watch-a.log")  # host0 lists journal/ as it saves
+    start, finish = job_events(a, "warm-up", time.time(), time.time())
+    write_event(a, start)
+    write_event(a, finish)
+    receiver.wait_for(1)
+    first.terminate()
+    assert first.wait(timeout=20) == 0
+    second = start_watch(b, logs / "watch-b.log")  # host1 holds the lease for the first time
+    sent: list[str] = []
+
+    def answer(post: dict[str, Any]) -> Answer:
+        if _owns_port(second.pid, post["client"][1]):
+            sent.append(str((post["json"] or {}).get("title", "? ?")).split()[1])
+            if len(sent) == 2:  # the first one is delivered and journalled, not yet saved
+                second.kill()
+        return Answer(200)
+
+    receiver.answer = answer
+    # Two jobs ending at the same instant on host1: one round, two deliveries.
+    pair = [job_events(b, f"pair-{i}", time.time(), time.time()) for i in range(2)]
+    with (b.spool).open("ab") as f:
+        f.write(b"".join(encoded(ev) for p in pair for ev in p))
+    assert second.wait(timeout=30) == -signal.SIGKILL
+    server_journal = (tmp_path / "export" / a.state_dir.relative_to(a.root.parent) / "journal"
+                      / f"{b.host}.log")
+    journalled = server_journal.read_bytes()
+    assert journalled.count(b"\n") == 3, journalled  # both to the inbox, the first post
+    listed = sorted(p.name for p in (a.state_dir / "journal").glob("*.log"))
+    wait_until(partial(lease_free_for, a), 20, "the lease to be free for host0")
+    third = start_watch(a, logs / "watch-a2.log")
+    try:
+        wait_all_told(receiver, {"warm-up", "pair-0", "pair-1"}, timeout=20)
+    finally:
+        kill(third)
+    counts = told(receiver)
+    report("journal new to the listing", host0_lists=listed, killed_sending=sent[1], told=dict(counts))
+    assert counts[sent[1]] <= 2  # the send in flight may be repeated, once
+    if counts[sent[0]] != 1:
+        raise JournalMissed(f"{sent[0]}, delivered and journalled by host1 before it was killed, was "
+                            f"told {counts[sent[0]]} times; host0 listed journal/ as {listed}")
