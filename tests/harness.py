@@ -12,6 +12,7 @@ the chaos helpers at the end, when they are called.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -375,7 +376,7 @@ def _client_gone(sock: socket.socket, seconds: float) -> bool:
         time.sleep(min(left, 0.05))  # bytes to read, not an end: the client is still there
 
 
-# -- jobs written as pingch writes them, the lease (tests/e2e/test_chaos.py) --------------------
+# -- jobs written as pingch writes them, the lease, a full disk (tests/e2e/test_chaos.py) -------
 
 
 def job_events(home: Home, title: str, start: float, end: float, code: int = 0,
@@ -438,3 +439,34 @@ def start_watch(home: Home, log: Path, timeout: float = 20.0) -> subprocess.Pope
 
     wait_until(holds, timeout, f"the watcher on {home.host} to take the lease")
     return proc
+
+
+@contextmanager
+def tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (mount's units: 2m) at `mountpoint` until the block ends; needs root.
+
+    Raises PermissionError with mount's words when mounting is not permitted.
+    """
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise PermissionError(f"mount -t tmpfs at {mountpoint}: {p.stderr.strip() or p.returncode}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+def fill_up(directory: Path) -> Path:
+    """Fill the filesystem holding `directory` with one file until not one byte more fits; that file."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for block in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler
