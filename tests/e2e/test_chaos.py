@@ -1,4 +1,4 @@
-"""Chaos, measured: the watcher killed, frozen and starved of disk.
+"""Chaos, measured: the watcher killed, frozen, starved of disk, its state broken.
 
 Each test counts what reached the webhook (lost: jobs never told; duplicates:
 jobs told more than once) and prints its figures on a line starting with
@@ -622,3 +622,61 @@ def test_a_watcher_killed_while_the_disk_is_full_repeats_at_most_the_send_in_fli
     if repeated > 1:
         raise RepeatedAfterCrash(f"{repeated} of the {len(unsaved)} jobs sent while the disk was full "
                                  f"were told again after the crash: {dict(counts)}")
+
+
+# -- 4. the state file cut or replaced by garbage -----------------------------------
+STATE_TRIALS = ("cut", "cut", "cut", "cut", "random bytes", "JSON of another shape")
+
+
+def test_state_file_cut_or_garbage_is_set_aside_rebuilt_from_the_inbox_and_nothing_is_told_twice(
+        home: Home, receiver: Receiver, rng: Seeded) -> None:
+    began = time.monotonic()
+    home.write_config(config(receiver.url))
+    state_file = home.state_dir / "watcher-state.json"
+    watcher = WatcherProc(home).start()
+    expected: set[str] = set()
+    cuts: list[str] = []
+    try:
+        for trial, kind in enumerate(STATE_TRIALS):
+            across_start, across_finish = job_events(home, f"across-{trial}", time.time(), time.time() + 1)
+            write_event(home, across_start)  # a job running when the watcher stops
+            for i in range(2):
+                assert home.pingch("-t", f"up-{trial}-{i}", "true").returncode == 0
+                expected.add(f"up-{trial}-{i}")
+            wait_until(partial(all_told, receiver, expected), 20, f"trial {trial}: the jobs so far")
+            watcher.stop()
+            assert watcher.proc is not None and watcher.proc.returncode == 0
+            # While it is down: jobs end (written as pingch would: pingch would start a watcher).
+            write_event(home, across_finish)
+            for i in range(2):
+                _s, finish = job_events(home, f"down-{trial}-{i}", time.time() - 1, time.time())
+                write_event(home, finish)
+            expected |= {f"across-{trial}", f"down-{trial}-0", f"down-{trial}-1"}
+            saved = state_file.read_bytes()
+            if kind == "cut":
+                at = rng.randrange(len(saved))
+                broken = saved[:at]
+                cuts.append(f"{at}/{len(saved)}")
+            elif kind == "random bytes":
+                broken = rng.randbytes(rng.randrange(1, 4096))
+            else:
+                broken = b'{"v": 1, "running": [1, 2], "outbox": "none"}'
+            for old in home.state_dir.glob("watcher-state.broken-*.json"):
+                old.unlink()
+            state_file.write_bytes(broken)
+            watcher = WatcherProc(home).start()
+            aside = wait_until(lambda: list(home.state_dir.glob("watcher-state.broken-*.json")), 10,
+                               "the broken state set aside")
+            assert [p.read_bytes() for p in aside] == [broken], kind
+            wait_until(partial(all_told, receiver, expected), 30, f"trial {trial}: every job told")
+        time.sleep(2.0)
+    finally:
+        watcher.stop()
+    lost, dups = tally(expected, receiver)
+    log = (home.root / "watcher.out").read_text(errors="replace")
+    figures = report(
+        "state file cut or garbage", seed=rng.seed_value, trials=len(STATE_TRIALS), cut_at=cuts,
+        jobs=len(expected), lost=len(lost), duplicates=sum(n - 1 for n in dups.values()),
+        rebuilt_from_inbox=log.count("rebuilding from the inbox"), run_s=f"{time.monotonic() - began:.0f}")
+    assert not lost and not dups, figures
+    assert log.count("rebuilding from the inbox") == len(STATE_TRIALS), figures
