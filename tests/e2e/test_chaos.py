@@ -1,4 +1,4 @@
-"""Chaos, measured: the watcher killed, frozen, starved of disk, its state broken.
+"""Chaos, measured: the watcher killed, frozen, starved of disk, its state broken, its endpoint flapping.
 
 Each test counts what reached the webhook (lost: jobs never told; duplicates:
 jobs told more than once) and prints its figures on a line starting with
@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from functools import partial
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -680,3 +681,90 @@ def test_state_file_cut_or_garbage_is_set_aside_rebuilt_from_the_inbox_and_nothi
         rebuilt_from_inbox=log.count("rebuilding from the inbox"), run_s=f"{time.monotonic() - began:.0f}")
     assert not lost and not dups, figures
     assert log.count("rebuilding from the inbox") == len(STATE_TRIALS), figures
+
+
+# -- 5. an endpoint that flaps ---------------------------------------------------------
+APPRISE_TIMEOUT = 4.0  # Apprise's socket read timeout (URLBase.socket_read_timeout)
+RETRY_INITIAL, RETRY_MAX, POLL = 0.5, 3.0, 0.2
+# (seconds, how the endpoint answers then); after them it answers 200 at once.
+FLAPS: tuple[tuple[float, Answer, str], ...] = (
+    (5.0, Answer(500), "500"),
+    (8.0, Answer(429, retry_after=6), "429 Retry-After: 6"),
+    (4.0, Answer(200, after=2.5), "200 after 2.5 s (within the timeout)"),
+    (8.0, Answer(hang=True), "never answers"),
+    (12.0, Answer(200, after=10.0), "200 after 10 s (past the timeout)"),
+)
+FLAP_JOBS = 24
+
+
+def test_endpoint_that_flaps_gets_every_job_exactly_once_within_the_backoff_after_recovery(
+        home: Home, receiver: Receiver) -> None:
+    import apprise
+
+    assert apprise.URLBase.socket_read_timeout == APPRISE_TIMEOUT
+    began = time.monotonic()
+    home.write_config(config(receiver.url, retry_initial=f"{RETRY_INITIAL}s", retry_max=f"{RETRY_MAX}s",
+                             poll_interval=f"{POLL}s", lease_timeout="10s"))
+    watcher = WatcherProc(home).start()
+    t0 = time.time()
+    edges = [sum(d for d, _a, _w in FLAPS[: i + 1]) for i in range(len(FLAPS))]
+    recovered = t0 + edges[-1]
+
+    def answer(post: dict[str, Any]) -> Answer:
+        at = post["arrived"] - t0
+        for edge, (_d, how, what) in zip(edges, FLAPS, strict=True):
+            if at < edge:
+                post["phase"] = what
+                return how
+        post["phase"] = "recovered"
+        return Answer(200)
+
+    receiver.answer = answer
+    expected = set()
+    try:
+        for i in range(FLAP_JOBS):
+            wait = t0 + 1.25 * i - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            assert home.pingch("-t", f"flap-{i:02d}", "sh", "-c", f"exit {i % 3}").returncode == i % 3
+            expected.add(f"flap-{i:02d}")
+        time.sleep(max(0.0, recovered - time.time()))
+        pending = len(expected - set(told(receiver)))
+        # The last try before the recovery may hang until Apprise gives up; its failure puts
+        # the next try at most retry_max later (records.Backoff: doubling from retry_initial up
+        # to retry_max), which the next round (within poll_interval) makes; then the pending
+        # messages go one after another (0.1 s each allowed), and a second for the machine.
+        bound = APPRISE_TIMEOUT + RETRY_MAX + POLL + 0.1 * pending + 1.0
+        wait_all_told(receiver, expected, timeout=bound + 30)
+    finally:
+        watcher.stop()
+    lost, dups = tally(expected, receiver)
+    with receiver.lock:
+        posts = sorted(receiver.posts, key=lambda p: p["arrived"])
+    finished = {str(ev["title"]): float(ev["ts"]) for ev in home.events() if ev["ev"] == "finish"}
+    delivered = {str(body["title"]).split()[1]: at for at, body in receiver.arrivals()}
+    after_recovery = [delivered[t] - max(recovered, finished[t]) for t in delivered if t in finished]
+    worst = max(after_recovery)
+    gaps = [b["arrived"] - a["arrived"] for a, b in pairwise(posts) if a["arrived"] < recovered]
+    after_429 = [b["arrived"] - a["answered"] for a, b in pairwise(posts) if a["status"] == 429]
+    answers = Counter(f"{p.get('phase')}→{p['status']}" for p in posts)
+    gap_bound = APPRISE_TIMEOUT + RETRY_MAX + POLL + 1.0  # one try's timeout, the longest wait, a round
+    # While the first phase fails, the tries follow the documented backoff: the k-th failure
+    # waits min(retry_max, retry_initial * 2^(k-1)), give or take a round.
+    tries = [p["arrived"] for p in posts if p.get("phase") == FLAPS[0][2]]
+    backoff = [b - a for a, b in pairwise(tries)]
+    documented = [min(RETRY_MAX, RETRY_INITIAL * 2**k) for k in range(len(backoff))]
+    figures = report(
+        "flapping endpoint", flapping_s=edges[-1], jobs=len(expected), pending_at_recovery=pending,
+        lost=len(lost), duplicates=sum(n - 1 for n in dups.values()),
+        worst_delay_after_recovery_s=f"{worst:.2f} (bound {bound:.2f})",
+        worst_gap_between_tries_s=f"{max(gaps):.2f} (bound {gap_bound:.2f})",
+        backoff_while_500_s=" ".join(f"{g:.2f}/{d:g}" for g, d in zip(backoff, documented, strict=True)),
+        retry_after_429_s=f"{min(after_429):.2f}-{max(after_429):.2f} (asked 6)" if after_429 else "none",
+        answers=dict(answers), run_s=f"{time.monotonic() - began:.0f}")
+    assert not lost and not dups, figures
+    assert worst <= bound, figures
+    assert max(gaps) <= gap_bound, figures
+    assert len(backoff) >= 2, figures
+    assert all(d - 0.15 <= g <= d + POLL + 0.5 for g, d in zip(backoff, documented, strict=True)), figures
+    assert pending > 0, f"{figures}: nothing waited for the recovery"
