@@ -467,18 +467,34 @@ def _leave_room(home: Home, room: int) -> list[str]:
             return titles
 
 
-def _hold(home: Home, title: str, gate: Path) -> subprocess.Popen[str]:
-    """A real pingch job that runs until `gate` exists, its start already in the spool."""
-    before = home.spool.stat().st_size if home.spool.exists() else 0
-    proc = subprocess.Popen([PINGCH, "-t", title, "sh", "-c", f"until [ -e {gate} ]; do sleep 0.05; done"],
-                            env=home.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: home.spool.exists() and home.spool.stat().st_size > before, 20,
-               f"{title}'s start event")
-    return proc
+Hold = Callable[[Home, str, Path], subprocess.Popen[str]]
+
+
+@pytest.fixture
+def hold() -> Iterator[Hold]:
+    """hold(home, title, gate): a real pingch job that runs until `gate` exists, its start already
+    in the spool; any still running at the end of the test is killed."""
+    held: list[subprocess.Popen[str]] = []
+
+    def start(home: Home, title: str, gate: Path) -> subprocess.Popen[str]:
+        before = home.spool.stat().st_size if home.spool.exists() else 0
+        proc = subprocess.Popen(
+            [PINGCH, "-t", title, "sh", "-c", f"until [ -e {gate} ]; do sleep 0.05; done"],
+            env=home.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        held.append(proc)
+        wait_until(lambda: home.spool.exists() and home.spool.stat().st_size > before, 20,
+                   f"{title}'s start event")
+        return proc
+
+    yield start
+    for proc in held:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
 
 
 def test_full_state_dir_jobs_keep_their_status_and_output_and_the_watcher_catches_up_once_space_is_back(
-        home: Home, receiver: Receiver, small_state_dir: Path, tmp_path: Path) -> None:
+        home: Home, receiver: Receiver, small_state_dir: Path, hold: Hold, tmp_path: Path) -> None:
     began = time.monotonic()
     home.write_config(config(receiver.url))
     watcher = WatcherProc(home).start()
@@ -487,8 +503,8 @@ def test_full_state_dir_jobs_keep_their_status_and_output_and_the_watcher_catche
         assert home.pingch("-t", f"before-{i}", "true").returncode == 0
         expected.add(f"before-{i}")
     receiver.wait_for(2)
-    across_full = _hold(home, "ends-while-full", tmp_path / "gate-full")
-    across_back = _hold(home, "ends-after", tmp_path / "gate-after")
+    across_full = hold(home, "ends-while-full", tmp_path / "gate-full")
+    across_back = hold(home, "ends-after", tmp_path / "gate-after")
     # The spool keeps room for exactly one more job, written as pingch would once the disk is
     # full: the watcher then has an event to tell and no room to save, log or write the inbox.
     last_start, last_finish = job_events(home, "while-full", time.time(), time.time() + 0.1)
@@ -553,10 +569,10 @@ class EventSwallowed(Exception):
     "spool reader skips the pair as one malformed line (spool/reader.py, sources/spool.py), so a "
     "job whose finish pingch wrote whole, without a warning, is never told"))
 def test_an_event_cut_short_by_a_full_disk_does_not_swallow_the_next_event(
-        home: Home, receiver: Receiver, small_state_dir: Path, tmp_path: Path) -> None:
+        home: Home, receiver: Receiver, small_state_dir: Path, hold: Hold, tmp_path: Path) -> None:
     home.write_config(config(receiver.url))
     watcher = WatcherProc(home).start()
-    held = _hold(home, "held", tmp_path / "gate")
+    held = hold(home, "held", tmp_path / "gate")
     _leave_room(home, 100)  # less than any event: the next one is cut at 100 bytes
     filler = fill_up(small_state_dir)
     cut = home.pingch("-t", "cut", "true")
