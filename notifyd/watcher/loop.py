@@ -92,6 +92,7 @@ class Watcher:
         self._wake_up = wake_up
         self.intake = Intake(paths, self.clock, self._given_sources)
         self._next_lost_check = 0.0
+        self._save_pending = False  # a save failed: the next round saves before it delivers
 
     # -- start and stop -------------------------------------------------------
     def _stamp(self) -> tuple[int, int] | None:
@@ -125,6 +126,8 @@ class Watcher:
             holder = self.lease.acquire()
         finally:
             lease.clear_spawn_mark(str(self.paths.lease_dir), self.host)
+        if holder is None:
+            self.journal.create()
         return holder
 
     def start(self) -> None:
@@ -152,11 +155,23 @@ class Watcher:
             log.info("cannot make the wake-up FIFO %s here (sshfs cannot): jobs on this host "
                      "are found by polling alone", fifo)
 
+    def _journal_hosts(self) -> set[str]:
+        """The hosts whose journals must be read by name: the previous holder, every spool's host."""
+        took = self.lease.took_over_from
+        hosts = {self.host, *((took.host,) if took else ())}
+        try:
+            hosts.update(e.name[: -len(".jsonl")] for e in os.scandir(self.paths.events_dir)
+                         if e.name.endswith(".jsonl"))
+        except OSError:
+            pass
+        return hosts
+
     def _load_state(self) -> state.State:
         try:
-            loaded = state.load(self.paths.state_file, self.paths.journal_dir)
+            loaded = state.load(self.paths.state_file, self.paths.journal_dir, self._journal_hosts())
         except StateFileError as exc:
-            aside = self.paths.state_file.with_name(f"watcher-state.broken-{int(time.time())}.json")
+            aside = self.paths.state_file.with_name(
+                f"watcher-state.broken-{int(time.time())}-{os.getpid()}.json")
             os.replace(self.paths.state_file, aside)
             log.error("%s; moved it to %s and rebuilding from the inbox", exc, aside)
             return state.State()
@@ -225,7 +240,9 @@ class Watcher:
         """One pass: read new events, save, judge lost jobs, flush, deliver, save what was delivered."""
         moment = Round(self.clock)
         self._maybe_reload_config()
-        if self.ingest(moment):
+        # A save that failed (a full disk) is tried again before anything is
+        # delivered: nothing may be sent that the state file does not hold.
+        if self.ingest(moment) or self._save_pending:
             self._save()
         if moment.tick >= self._next_lost_check:
             self._next_lost_check = moment.tick + min(LOST_CHECK_EVERY, self.config.lost_grace)
@@ -256,10 +273,12 @@ class Watcher:
 
     def _save(self) -> None:
         """Save the state, fenced: only while the lease is still ours (raises LeaseLost if not)."""
+        self._save_pending = True  # until the save below went through
         self.lease.check()
-        state.save(self.state, self.paths.state_file, self.paths.journal_dir)
+        state.save(self.state, self.paths.state_file, self.paths.journal_dir, self._journal_hosts())
         self.journal.clear()
         self.delivery.unsaved = False
+        self._save_pending = False
 
     # -- configuration --------------------------------------------------------
     def _maybe_reload_config(self) -> None:

@@ -48,7 +48,32 @@ class SpoolFile:
             except MalformedEvent as exc:
                 polled.malformed += 1
                 polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
+                glued = _after_fragment(line)
+                if glued is not None:
+                    polled.events.append(glued)
+                    at = offset + line.rfind(EVENT_START)
+                    polled.warnings.append(f"read the whole event after it, at byte {at}")
         return polled
+
+
+# Every event pingch writes starts with its schema version (events.encode).
+EVENT_START = b'{"v":'
+
+
+def _after_fragment(line: bytes) -> dict[str, Any] | None:
+    """The whole event at the end of a line that starts with a fragment, if there is one.
+
+    A write cut short by a full disk leaves part of an event with no newline;
+    the host's next event is appended right after it, and the two read as one
+    malformed line. The second is whole: it is read, the fragment counted.
+    """
+    at = line.rfind(EVENT_START)
+    if at <= 0:
+        return None
+    try:
+        return decode(line[at:])
+    except MalformedEvent:
+        return None
 
 
 def spool_files(events_dir: str) -> list[SpoolFile]:
