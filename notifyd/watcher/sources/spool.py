@@ -51,8 +51,8 @@ class SpoolFile:
                 glued = _after_fragment(line)
                 if glued is not None:
                     polled.events.append(glued)
-                    at = offset + line.rfind(EVENT_START)
-                    polled.warnings.append(f"read the whole event after it, at byte {at}")
+                    whole_at = offset + line.rfind(EVENT_START)
+                    polled.warnings.append(f"read the whole event after it, at byte {whole_at}")
         return polled
 
 
