@@ -713,11 +713,16 @@ def test_endpoint_that_flaps_gets_every_job_exactly_once_within_the_backoff_afte
     after_429 = [b["arrived"] - a["answered"] for a, b in pairwise(posts) if a["status"] == 429]
     answers = Counter(f"{p.get('phase')}→{p['status']}" for p in posts)
     gap_bound = APPRISE_TIMEOUT + RETRY_MAX + POLL + 1.0  # one try's timeout, the longest wait, a round
-    # While the first phase fails, the tries follow the documented backoff: the k-th failure
-    # waits min(retry_max, retry_initial * 2^(k-1)), give or take a round.
-    tries = [p["arrived"] for p in posts if p.get("phase") == FLAPS[0][2]]
-    backoff = [b - a for a, b in pairwise(tries)]
-    documented = [min(RETRY_MAX, RETRY_INITIAL * 2**k) for k in range(len(backoff))]
+    # While the first phase fails, each message waits out its own backoff after each failure
+    # (the k-th: min(retry_max, retry_initial * 2^(k-1))) and the URL's, once two messages in a
+    # row failed: never sooner than its own.
+    by_message: dict[str, list[float]] = {}
+    for post in posts:
+        if post.get("phase") == FLAPS[0][2]:
+            by_message.setdefault(str((post["json"] or {}).get("title")), []).append(post["arrived"])
+    backoff = [b - a for tries in by_message.values() for a, b in pairwise(tries)]
+    documented = [min(RETRY_MAX, RETRY_INITIAL * 2**k) for tries in by_message.values()
+                  for k in range(len(tries) - 1)]
     figures = report(
         "flapping endpoint", flapping_s=edges[-1], jobs=len(expected), pending_at_recovery=pending,
         lost=len(lost), duplicates=sum(n - 1 for n in dups.values()),
@@ -729,6 +734,6 @@ def test_endpoint_that_flaps_gets_every_job_exactly_once_within_the_backoff_afte
     assert not lost and not dups, figures
     assert worst <= bound, figures
     assert max(gaps) <= gap_bound, figures
-    assert len(backoff) >= 2, figures
-    assert all(d - 0.15 <= g <= d + POLL + 0.5 for g, d in zip(backoff, documented, strict=True)), figures
+    assert len(backoff) >= 1, figures
+    assert all(g >= d - 0.15 for g, d in zip(backoff, documented, strict=True)), figures
     assert pending > 0, f"{figures}: nothing waited for the recovery"
