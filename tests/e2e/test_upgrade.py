@@ -2,8 +2,8 @@
 
 A watcher or a `pingch -d` job runs for days; when the package under it is
 upgraded, the code it spawns or imports later is the new one. The previous
-release spawned these exact `-c` entries (notifyd/launch.py's and
-notifyd/pingch.py's before the layout had folders); they must still run.
+release spawned these exact `-c` entries (its launch.py's and
+pingch.py's, before the package had folders); they must still run.
 """
 
 from __future__ import annotations
