@@ -58,6 +58,6 @@ def dead_controller(slurm_lab: SlurmLab) -> Iterator[DeadController]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for lab in _labs:
+    for lab in (lab for lab in _labs if lab.timings.history):
         cgroup = "cgroup" if lab.uses_cgroup else f"linuxproc, {lab.cgroup_note or 'as asked'}"
         terminalreporter.write_line(f"SLURM lab ({cgroup}): {lab.timings.summary()}")
