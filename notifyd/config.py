@@ -111,6 +111,30 @@ def _optional_path(text: str) -> str:
 
 
 _duration = _positive(parse_duration)  # every duration but min_duration must be above zero
+SLURM_ENDS = ("COMPLETED", "FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+              "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT", "REVOKED")
+
+
+def _slurm_states(text: str) -> frozenset[str]:
+    """'all', or SLURM end states separated by commas ("FAILED, TIMEOUT, OUT_OF_MEMORY")."""
+    words = {w.strip().upper() for w in text.replace(" ", ",").split(",") if w.strip()}
+    if words == {"ALL"}:
+        return frozenset(SLURM_ENDS)
+    unknown = sorted(words - set(SLURM_ENDS))
+    if not words or unknown:
+        raise ValueError("all, or SLURM end states such as FAILED,TIMEOUT,OUT_OF_MEMORY (one of "
+                         + ", ".join(SLURM_ENDS) + ")")
+    return frozenset(words)
+
+
+def _at_most_count(limit: int) -> Callable[[str], int]:
+    def check(text: str) -> int:
+        value = _count(text)
+        if value > limit:
+            raise ValueError(f"a whole number from 0 to {limit}")
+        return value
+
+    return check
 MIN_RETRY_FOR = 24 * 3600.0
 
 
@@ -177,6 +201,20 @@ class Config:
     stale_after: float = field(metadata=_key("procs", "3m", _duration))
     snapshot_min_cpu: float = field(metadata=_key("procs", "2", _non_negative, "min_cpu"))
     snapshot_top: int = field(metadata=_key("procs", "10", _count, "top"))
+    # [slurm]: auto (on where squeue exists on the lease holder's host), yes or no
+    slurm: str = field(metadata=_key("slurm", "auto", _choice("auto", "yes", "no"), "enabled"))
+    # the longest wait between two polls while you have jobs (never past MinJobAge/2)...
+    slurm_interval: float = field(metadata=_key("slurm", "60s", _duration, "interval"))
+    # ...and while you have none
+    slurm_idle_interval: float = field(metadata=_key("slurm", "5m", _duration, "idle_interval"))
+    # a squeue or sacct that hangs (a dead controller) is given up after this long
+    slurm_timeout: float = field(metadata=_key("slurm", "30s", _duration, "timeout"))
+    # which ends are told (the rest are kept in the inbox only); all, or a list of states
+    slurm_tell: frozenset[str] = field(metadata=_key("slurm", "all", _slurm_states, "tell"))
+    # lines of the job's output file sent with its end: 0 to 50
+    slurm_tail: int = field(metadata=_key("slurm", "0", _at_most_count(50), "tail"))
+    # with an array's one summary, a message of its own for each failed task too
+    slurm_array_failures: bool = field(metadata=_key("slurm", "no", _yes_no, "array_failures"))
 
     @property
     def pushes(self) -> bool:

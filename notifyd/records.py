@@ -84,6 +84,19 @@ def mapping(value: Any, what: str) -> dict[str, Any]:
     return value
 
 
+def _scalars(value: Any, what: str) -> dict[str, Any]:
+    """A flat object of strings and numbers (what a scheduler said of a job); {} when absent."""
+    if value is None:
+        return {}
+    d = mapping(value, what)
+    for key, item in d.items():
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise StateFileError(f"{what}: {key!r} is not a string or a number")
+        if isinstance(item, (int, float)) and not -NUMBER_MAX <= item <= NUMBER_MAX:
+            raise StateFileError(f"{what}: {key!r} is out of range")
+    return dict(d)
+
+
 def _without_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
@@ -107,14 +120,19 @@ class RunningJob:
     # source tells of the job's end itself, so lost.py never judges it.
     source: str = "spool"
     owned: bool = False
+    # What a scheduler says of the job (the event's slurm_* fields: state,
+    # reason, partition, nodes, the id users know), for `notifyd jobs`.
+    slurm: dict[str, Any] = field(default_factory=dict)
 
     _FIELDS = ("host", "pid", "title", "cmd", "cwd", "start_ts", "user", "group")
 
     @classmethod
     def from_event(cls, ev: dict[str, Any], source: str = "spool", owned: bool = False) -> RunningJob:
         """From a start event already checked by the event decoder."""
-        return cls.from_json({**{k: ev.get(k) for k in cls._FIELDS}, "source": source, "owned": owned},
-                             f"start of {ev.get('job')!r}")
+        slurm = {k: v for k, v in ev.items() if k.startswith("slurm_") and isinstance(v, (str, int, float))
+                 and not isinstance(v, bool)}
+        return cls.from_json({**{k: ev.get(k) for k in cls._FIELDS}, "source": source, "owned": owned,
+                              "slurm": slurm}, f"start of {ev.get('job')!r}")
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {k: getattr(self, k) for k in self._FIELDS}
@@ -122,6 +140,8 @@ class RunningJob:
             data["source"] = self.source
         if self.owned:
             data["owned"] = True
+        if self.slurm:
+            data["slurm"] = self.slurm
         return data
 
     @classmethod
@@ -131,7 +151,8 @@ class RunningJob:
                    title=optional_text(d, "title", what), cmd=optional_text(d, "cmd", what),
                    cwd=optional_text(d, "cwd", what), start_ts=optional_number(d, "start_ts", what),
                    user=optional_text(d, "user", what), group=optional_text(d, "group", what),
-                   source=text(d, "source", what, default="spool"), owned=d.get("owned") is True)
+                   source=text(d, "source", what, default="spool"), owned=d.get("owned") is True,
+                   slurm=_scalars(d.get("slurm"), f"{what}: slurm"))
 
     def as_event(self, job: str) -> dict[str, Any]:
         """The job as the message and routing functions read events."""
@@ -297,17 +318,26 @@ class GroupMember:
     duration: float | None = None
     exit: int | None = None
     signal: int | None = None
+    # A SLURM array's task: its id (4 in 7_4), state, the words for how it ended, its peak memory.
+    task: str | None = None
+    slurm_state: str | None = None
+    words: str | None = None
+    maxrss_kb: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"title": self.title, "host": self.host, "outcome": self.outcome,
-                "duration": self.duration, "exit": self.exit, "signal": self.signal}
+        data: dict[str, Any] = {"title": self.title, "host": self.host, "outcome": self.outcome,
+                                "duration": self.duration, "exit": self.exit, "signal": self.signal}
+        return {**data, **_without_none({"task": self.task, "slurm_state": self.slurm_state,
+                                         "words": self.words, "maxrss_kb": self.maxrss_kb})}
 
     @classmethod
     def from_json(cls, data: Any, what: str = "a group member") -> GroupMember:
         d = mapping(data, what)
         return cls(text(d, "outcome", what, default="unknown"), optional_text(d, "title", what),
                    optional_text(d, "host", what), optional_number(d, "duration", what),
-                   optional_integer(d, "exit", what), optional_integer(d, "signal", what))
+                   optional_integer(d, "exit", what), optional_integer(d, "signal", what),
+                   optional_text(d, "task", what), optional_text(d, "slurm_state", what),
+                   optional_text(d, "words", what), optional_number(d, "maxrss_kb", what))
 
 
 @dataclass

@@ -55,6 +55,10 @@ def possibly_oom(ev: dict[str, Any]) -> bool:
 
 def outcome(ev: dict[str, Any]) -> str:
     """describe_exit, plus 'possibly out of memory' where that is the likely cause."""
+    if ev.get("slurm_state"):
+        from notifyd.notify import slurm
+
+        return slurm.words(ev)
     words = describe_exit(ev)
     return f"{words}, possibly out of memory" if possibly_oom(ev) else words
 
@@ -158,6 +162,11 @@ def _host_line(ev: dict[str, Any], host: str, when: str) -> str:
 
 def finished(ev: dict[str, Any]) -> Message:
     """The notification for one finished job (a finish event, see docs/EVENTS.md)."""
+    if ev.get("slurm_state"):  # the scheduler's end (with pingch's, when it ran inside)
+        from notifyd.notify import slurm
+
+        message: Message = slurm.finished(ev)
+        return message
     title = _title(ev)
     host = defuse.line(ev.get("host", "?"))
     words = outcome(ev)
@@ -362,8 +371,14 @@ def group_done(name: str, jobs: Sequence[dict[str, Any]], limit: int) -> Message
     """A group's summary once its last job ended.
 
     `jobs`: dicts with title, host, outcome ("ok", "failed", "lost" or "unknown"),
-    duration (seconds or None), exit and signal.
+    duration (seconds or None), exit and signal. A SLURM array's group
+    (slurm-ID) is summarised as an array: by task.
     """
+    if name.startswith("slurm-") and all(j.get("task") for j in jobs):
+        from notifyd.notify import slurm
+
+        summary: Message = slurm.array_done(name.removeprefix("slurm-"), jobs, limit)
+        return summary
     states = [str(j.get("outcome")) if j.get("outcome") in _ORDER else "unknown" for j in jobs]
     n = {s: states.count(s) for s in _ORDER}
     head = (f"📦 group {defuse.line(name)} done: {_plural(len(jobs), 'job')}: "

@@ -29,9 +29,15 @@ class Outcome(str, Enum):
 
     @classmethod
     def of(cls, ev: dict[str, Any]) -> Outcome:
-        """The outcome of a finish (or lost) event."""
+        """The outcome of a finish (or lost) event; a scheduler's state leads where there is one."""
         if ev.get("lost"):
             return cls.LOST
+        slurm_state = ev.get("slurm_state")
+        if isinstance(slurm_state, str) and slurm_state:
+            if ev.get("slurm_gone"):
+                return cls.UNKNOWN  # its record was purged before its end was seen: never "completed"
+            if slurm_state != "COMPLETED":
+                return cls.FAILED
         ok = succeeded(ev)
         return cls.OK if ok is True else cls.FAILED if ok is False else cls.UNKNOWN
 

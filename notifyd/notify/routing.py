@@ -24,7 +24,8 @@ from __future__ import annotations
 from typing import Any
 
 from notifyd.config import Config
-from notifyd.notify import inbox, message, outcome
+from notifyd.notify import defuse, inbox, message, outcome
+from notifyd.notify import slurm as slurm_words
 from notifyd.notify.outcome import Outcome
 from notifyd.notify.targets import INBOX_KEY, Target
 from notifyd.records import Batch, Budget, Group, GroupMember, OutboxEntry
@@ -76,7 +77,9 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
     singles: list[str] = []
     if group:
         _group_job_ended(state, str(group), ev, now)
-    elif not silent:
+    # A grouped job is told in its group's summary; one that asks to be told
+    # alone too (a failed SLURM array task, [slurm] array_failures) is both.
+    if (not group or ev.get("notify_alone")) and not silent:
         for target in push_targets(targets):
             if not target.wants("job", failed):
                 continue
@@ -95,7 +98,10 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
 
 def job_started(state: State, targets: list[Target], config: Config, ev: dict[str, Any],
                 now: float) -> None:
-    """A start: counted in its group; announced only with notify_start = yes."""
+    """A start: counted in its group; announced only with notify_start = yes; a requeue is news."""
+    if ev.get("slurm_requeued"):
+        _requeued(state, targets, ev, now)
+        return
     if ev.get("group"):
         group = state.groups.setdefault(str(ev["group"]), Group(opened=now, changed=now))
         group.jobs.setdefault(str(ev["job"]), None)
@@ -103,10 +109,30 @@ def job_started(state: State, targets: list[Target], config: Config, ev: dict[st
         return
     if not config.notify_start or (ev.get("notify") or "all") != "all":
         return
+    if ev.get("slurm_state") not in (None, "RUNNING"):
+        return  # a SLURM job is announced when it starts running, not when it is queued
     keys = [t.key for t in push_targets(targets) if t.wants("start", failed=False)]
     if keys:
         state.outbox.append(_entry(f"{ev['job']}:start", [str(ev["job"])], message.started(ev), keys,
                                    now))
+
+
+def _requeued(state: State, targets: list[Target], ev: dict[str, Any], now: float) -> None:
+    """The scheduler put a job back in the queue: not an end, but worth knowing (its node failed)."""
+    keys = [t.key for t in push_targets(targets) if t.wants("job", failed=True)]
+    restart = ev.get("slurm_requeued")
+    state.outbox.append(_entry(f"{ev['job']}:requeued:{restart}", [str(ev["job"])], slurm_words.requeued(ev),
+                               [INBOX_KEY, *keys], now))
+
+
+def notice(state: State, targets: list[Target], *, entry_id: str, title: str, body: str,
+           now: float) -> None:
+    """A message about no one job (a source's window it could not check): the inbox and every URL."""
+    if any(e.id == entry_id for e in state.outbox):
+        return
+    keys = [t.key for t in push_targets(targets) if t.wants("job", failed=True)]
+    msg = message.Message(defuse.line(title), defuse.defuse(body), "warning")
+    state.outbox.append(_entry(entry_id, [], msg, [INBOX_KEY, *keys], now))
 
 
 def already_told(state: State, ev: dict[str, Any]) -> None:
@@ -126,6 +152,13 @@ def _group_job_ended(state: State, name: str, ev: dict[str, Any], now: float) ->
         else None,
         exit=code if isinstance(code, int) and not isinstance(code, bool) else None,
         signal=sig if isinstance(sig, int) and not isinstance(sig, bool) else None)
+    member = group.jobs[str(ev["job"])]
+    if ev.get("slurm_task") is not None and member is not None:  # a SLURM array's task, for its summary
+        member.task = str(ev["slurm_task"])
+        member.slurm_state = str(ev.get("slurm_state") or "") or None
+        member.words = message.outcome(ev)
+        rss = ev.get("maxrss_kb")
+        member.maxrss_kb = float(rss) if isinstance(rss, (int, float)) and not isinstance(rss, bool) else None
     group.changed = now
 
 

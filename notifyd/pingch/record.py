@@ -15,7 +15,7 @@ from notifyd.spool import events, wake
 
 TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from notifyd.pingch.options import Options
 
@@ -163,7 +163,35 @@ def start_event(recorder: HostRecorder, *, job: str, pid: int, title: str, cmd: 
     if log:
         ev["detached"] = True
         ev["log"] = log
+    ev.update(slurm_ids(os.environ))
     return ev
+
+
+def slurm_ids(environ: "Mapping[str, str]") -> dict[str, object]:
+    """Where SLURM runs the job (inside an sbatch script): its ids, so the watcher tells it once.
+
+    The watcher joins this job's finish with the scheduler's end of the same
+    job (watcher/sources/slurm.py). Nothing outside SLURM: {}.
+    """
+    raw = environ.get("SLURM_JOB_ID", "")
+    if not raw.isdigit():
+        return {}
+    array, task = environ.get("SLURM_ARRAY_JOB_ID", ""), environ.get("SLURM_ARRAY_TASK_ID", "")
+    ids: dict[str, object] = {"slurm_raw": int(raw),
+                              "slurm_job": f"{array}_{task}" if array.isdigit() and task.isdigit() else raw}
+    if array.isdigit() and task.isdigit():
+        ids["slurm_array"], ids["slurm_task"] = int(array), task
+    for key, var in (("slurm_step", "SLURM_STEP_ID"), ("slurm_cluster", "SLURM_CLUSTER_NAME"),
+                     ("slurm_node", "SLURMD_NODENAME"), ("slurm_partition", "SLURM_JOB_PARTITION")):
+        if environ.get(var):
+            ids[key] = environ[var][:100]
+    cpus = environ.get("SLURM_CPUS_PER_TASK") or environ.get("SLURM_CPUS_ON_NODE") or ""
+    if cpus.isdigit():
+        ids["slurm_cpus"] = int(cpus)
+    mem = environ.get("SLURM_MEM_PER_NODE", "")
+    if mem.isdigit():
+        ids["slurm_mem_mb"] = int(mem)
+    return ids
 
 
 def finish_event(start_ev: dict[str, object], end: float, start: float,

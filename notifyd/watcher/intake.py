@@ -19,8 +19,10 @@ from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
 from notifyd.records import RunningJob
 from notifyd.watcher.clock import Clock, Round
+from notifyd.watcher.sources import slurm as slurm_source
 from notifyd.watcher.sources.base import EventSource
 from notifyd.watcher.sources.legacy import LegacyFile
+from notifyd.watcher.sources.slurm import SlurmSource
 from notifyd.watcher.sources.spool import shown, spool_files
 
 log = logging.getLogger("notifyd")
@@ -62,6 +64,9 @@ class Intake:
         self.paths = paths
         self.clock = clock
         self._given = given  # tests: these sources instead of the spool and legacy files
+        # The scheduler's source, where this host has SLURM's tools and [slurm] allows it:
+        # one object for the watcher's life (its poll runs on a thread of its own).
+        self.slurm: SlurmSource | None = None
         self.state = state.State()
         self.inbox_ids = InboxIds(self._told_ids)
 
@@ -73,6 +78,8 @@ class Intake:
         legacy = LegacyFile(config.legacy_file)
         if legacy.exists():
             found.append(legacy)
+        if self.slurm is not None:
+            found.append(self.slurm)
         return found
 
     def ingest(self, st: state.State, to: list[targets.Target], config: Config, moment: Round) -> bool:
@@ -91,9 +98,12 @@ class Intake:
             for job, ts in polled.history:
                 # Remembered, so a trimmed and re-read file does not announce it.
                 st.remember_done(job, ts)
+            st.cursors[source.key] = polled.cursor  # before the events: a held pingch finish goes there
             for ev in polled.events:
                 self._take(st, ev, to=to, config=config, now=moment.now, source=source)
-            st.cursors[source.key] = polled.cursor
+            for notice in polled.notices:
+                routing.notice(st, to, entry_id=notice.id, title=notice.title, body=notice.body,
+                               now=moment.now)
             changed |= polled.changed or polled.cursor != before
         return changed
 
@@ -119,15 +129,24 @@ class Intake:
             "host": ev.get("host"), "ev": ev.get("ev"), "job": job,
             "title": ev.get("title"), "ts": ev.get("ts"), "read_at": round(now, 3),
         }
+        kind = source.kind if source else "spool"
+        # A pingch inside a SLURM job: the scheduler tells its end (and may
+        # have more to say: an OOM kill, the time limit), so it waits for it.
+        in_slurm = self.slurm is not None and kind != self.slurm.kind and bool(ev.get("slurm_job"))
         if ev["ev"] == "start":
             if job not in st.done:
-                kind = source.kind if source else "spool"
-                owned = bool(source and source.owns_liveness)
+                owned = bool(source and source.owns_liveness) or in_slurm
                 st.running[job] = RunningJob.from_event(ev, kind, owned)
                 routing.job_started(st, to, config, ev, now)
             return
         st.running.pop(job, None)
         st.missing_since.pop(job, None)
+        if in_slurm and not self.told_before(st, job, float(ev.get("ts") or 0.0)):
+            slurm_source.hold(st.cursors.setdefault(slurm_source.KEY, {}), ev)
+            return
+        if ev.get("slurm_job") and kind == "slurm":
+            ev = self._close_slurm_job(st, ev)
+            job = ev["job"]
         if self.told_before(st, job, float(ev.get("ts") or 0.0)):
             routing.already_told(st, ev)
             return  # already notified: a re-read spool must not repeat it
@@ -138,6 +157,25 @@ class Intake:
         st.remember_done(job, float(ev["ts"]))
         self.inbox_ids.add(job)
         routing.job_ended(st, to, config, entry_id=f"{job}:finish", ev=ev, msg=msg, now=now)
+
+    def _close_slurm_job(self, st: state.State, ev: dict[str, Any]) -> dict[str, Any]:
+        """A job's end from the scheduler closes every running entry of that job.
+
+        Its own start (the scheduler's key), and a pingch inside it that never
+        wrote its finish (the cgroup's OOM kill or the time limit took it
+        too): then the end is told under pingch's id, with its title and
+        command, once.
+        """
+        display, cluster = ev.get("slurm_job"), ev.get("slurm_cluster")
+        for job, info in list(st.running.items()):
+            if info.slurm.get("slurm_job") != display:
+                continue
+            if info.source == "slurm" or info.slurm.get("slurm_cluster") in (None, cluster):
+                del st.running[job]
+            if info.source != "slurm" and not ev.get("slurm_merged"):
+                ev = {**ev, **{k: v for k, v in info.as_event(job).items() if v is not None},
+                      "slurm_merged": True}
+        return ev
 
     def told_before(self, st: state.State, job: str, ts: float) -> bool:
         """Was this job's finish notified already (it is in `done`, or old and in the inbox)?

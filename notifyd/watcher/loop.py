@@ -39,6 +39,9 @@ from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.delivery import Delivery
 from notifyd.watcher.intake import Intake
 from notifyd.watcher.sources.base import EventSource
+from notifyd.watcher.sources.slurm import KEY as SLURM_KEY
+from notifyd.watcher.sources.slurm import Settings as SlurmSettings
+from notifyd.watcher.sources.slurm import SlurmSource
 
 log = logging.getLogger("notifyd")
 WAKE_SETTLE = 0.02  # seconds between a poke and the round it triggers
@@ -137,6 +140,8 @@ class Watcher:
             self._rebuild_done_from_inbox()
         if not self._given_targets:
             self.targets = targets.build_targets(self.config, self.paths.inbox_dir, self.host)
+        if self._given_sources is None:
+            self._start_slurm()
         self._log_orphans()
         if self._wake_up:
             self._listen()
@@ -147,6 +152,24 @@ class Watcher:
             f" (took over from {took.host} pid {took.pid})" if took else "",
             ", ".join(t.display for t in self.targets),
         )
+
+    def _start_slurm(self) -> None:
+        """The SLURM source, where this host has the client tools and [slurm] allows it."""
+        from notifyd.slurm import tools
+
+        wanted = self.config.slurm != "no"
+        if wanted and tools.available():
+            self.intake.slurm = SlurmSource(slurm_settings(self.config), self.host, paths_user())
+            log.info("SLURM source on: squeue at most every %.0f s while you have jobs",
+                     self.config.slurm_interval)
+            return
+        if self.config.slurm == "yes":
+            log.warning("[slurm] enabled = yes, but this host (%s) has no squeue: SLURM jobs are not "
+                        "followed while the watcher runs here", self.host)
+        # pingch finishes that waited for a scheduler this watcher cannot ask: told alone now.
+        held = (self.state.cursors.get(SLURM_KEY) or {}).pop("held", {}) or {}
+        for ev in held.values():
+            self.intake.handle(self.state, ev, to=self.targets, config=self.config, now=self.clock.time())
 
     def _listen(self) -> None:
         fifo = self.paths.wake_fifo(self.host)
@@ -295,6 +318,8 @@ class Watcher:
             return
         self.config, self.targets = config, new
         self.lease.timeout = config.lease_timeout
+        if self.intake.slurm is not None:
+            self.intake.slurm.settings = slurm_settings(config)
         self._log_orphans()
         log.info("config reloaded; targets: %s", ", ".join(t.display for t in new))
 
@@ -338,6 +363,18 @@ class Watcher:
                               ev={**info, "lost": item.reason, "ts": item.at},
                               msg=message.lost(info, item.reason), now=moment.now)
         return changed
+
+
+def slurm_settings(config: Config) -> SlurmSettings:
+    return SlurmSettings(interval=config.slurm_interval, idle_interval=config.slurm_idle_interval,
+                          timeout=config.slurm_timeout, tell=config.slurm_tell, tail=config.slurm_tail,
+                          array_failures=config.slurm_array_failures)
+
+
+def paths_user() -> str:
+    from notifyd import paths as paths_mod
+
+    return paths_mod.user_name()
 
 
 def main(paths: Paths, host: str, background: bool) -> int:

@@ -29,6 +29,15 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A message a source has to give that is about no one job (a window it could not check)."""
+
+    id: str
+    title: str
+    body: str
+
+
 @dataclass
 class Polled:
     """What one poll of a source produced."""
@@ -41,10 +50,11 @@ class Polled:
     # (the legacy file's, which the old bot told of): remembered as told,
     # never announced.
     history: list[tuple[str, float]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.events or self.malformed or self.history)
+        return bool(self.events or self.malformed or self.history or self.notices)
 
 
 class EventSource(Protocol):
