@@ -40,6 +40,10 @@ class Running:
     cwd: str
     group: str
     start_ts: float | None
+    # A SLURM job: the id users know, its state (PENDING, RUNNING...) and why it waits.
+    slurm_job: str = ""
+    state: str = ""
+    reason: str = ""
 
     def elapsed(self, now: float) -> float | None:
         # Start times come from the job's host clock: never show a negative age.
@@ -65,6 +69,11 @@ class Finished:
     end_ts: float
     # "delivered", "pending", "pending (digest)", "pending (group)", "failed" or "silent"
     delivery: str
+    # A SLURM job: the id users know, the scheduler's state, CPU and memory used of what was asked (0..1).
+    slurm_job: str = ""
+    slurm_state: str = ""
+    cpu_eff: float | None = None
+    mem_eff: float | None = None
 
 
 @dataclass
@@ -181,6 +190,11 @@ def _from_record(record: dict[str, Any], deliveries: Deliveries) -> Finished:
         duration = _num(info.get("duration"))
         if duration is None and start is not None and outcome != "lost":
             duration = max(0.0, end - start)
+        slurm_state = _text(info.get("slurm_state"))
+        if slurm_state:
+            # The scheduler's word leads (TIMEOUT, OUT_OF_MEMORY...); FAILED says its exit code.
+            outcome = _text(info.get("outcome")) or outcome
+            words = words if slurm_state == "FAILED" else slurm_state
         return Finished(
             job=job, title=_text(info.get("title")) or _text(record.get("title")),
             host=_text(info.get("host")) or host_of_job(job), pid=_int(info.get("pid")),
@@ -188,6 +202,8 @@ def _from_record(record: dict[str, Any], deliveries: Deliveries) -> Finished:
             exit=exit_code, signal=sig, duration=duration, maxrss_kb=_int(info.get("maxrss_kb")),
             start_ts=start, end_ts=end,
             delivery=deliveries.of(job, info.get("silent") is True),
+            slurm_job=_text(info.get("slurm_job")), slurm_state=slurm_state,
+            cpu_eff=_num(info.get("cpu_eff")), mem_eff=_num(info.get("mem_eff")),
         )
     # A record from before "info" existed: only its kind, title and time say anything.
     if _text(record.get("id")).endswith(LOST_SUFFIX):
@@ -232,7 +248,10 @@ def _from_lost(job: str, lost: LostJob, deliveries: Deliveries) -> Finished:
 
 def _running(running: dict[str, RunningJob]) -> list[Running]:
     rows = [Running(job=job, title=r.title or r.cmd or "", host=r.host or host_of_job(job), pid=r.pid,
-                    user=r.user or "", cwd=r.cwd or "", group=r.group or "", start_ts=r.start_ts)
+                    user=r.user or "", cwd=r.cwd or "", group=r.group or "", start_ts=r.start_ts,
+                    slurm_job=str(r.slurm.get("slurm_job") or ""),
+                    state=str(r.slurm.get("slurm_state") or ""),
+                    reason=str(r.slurm.get("slurm_reason") or ""))
             for job, r in running.items()]
     return sorted(rows, key=lambda r: r.start_ts or 0.0)
 

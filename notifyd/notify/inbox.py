@@ -37,12 +37,19 @@ LOST_SUFFIX = ":lost"  # a lost job that later finishes has both records: the fi
 
 def job_summary(ev: dict[str, Any], silent: bool) -> dict[str, Any]:
     """A finished or lost job's `info`, as `notifyd jobs` lists it (notify/history.py)."""
-    return {
+    info = {
         "host": ev.get("host"), "pid": ev.get("pid"), "title": ev.get("title"),
         "group": ev.get("group"), "outcome": Outcome.of(ev).value, "exit": ev.get("exit"),
         "signal": ev.get("signal"), "duration": ev.get("duration"), "maxrss_kb": ev.get("maxrss_kb"),
         "start_ts": ev.get("start_ts"), "end_ts": ev.get("ts"), "silent": silent,
     }
+    if ev.get("slurm_state"):
+        # A SLURM job: the id users know, the scheduler's state and its efficiency, as `jobs` shows them.
+        from notifyd.notify.slurm import efficiency, words
+
+        info.update(slurm_job=ev.get("slurm_job"), slurm_state=ev.get("slurm_state"), words=words(ev),
+                    **efficiency(ev))
+    return info
 
 
 def encode(entry_id: str, *, job: str, time: float, kind: str, title: str, body: str,

@@ -24,6 +24,7 @@ from notifyd.text import human_duration, human_kib
 
 _MARK = {Outcome.OK: "✅", Outcome.FAILED: "❌", Outcome.LOST: "❓", Outcome.UNKNOWN: "🏁"}
 HALF = 0.5  # under half of what was asked for: the hint to ask for less
+SETTLED = 300.0  # a job shorter than this says little about what it needs: no "ask for less" hint
 
 
 def _num(ev: dict[str, Any], key: str) -> float | None:
@@ -55,6 +56,8 @@ def words(ev: dict[str, Any]) -> str:
     text = WORDS.get(state, state.lower() or "ended")
     if state == "CANCELLED" and ev.get("slurm_cancelled_by"):
         text += f" by {_who(ev['slurm_cancelled_by'])}"
+    if ev.get("slurm_never_ran"):
+        text += " before it started"
     return text
 
 
@@ -98,6 +101,18 @@ def _efficiency(ev: dict[str, Any]) -> list[str]:
     return out
 
 
+def efficiency(ev: dict[str, Any]) -> dict[str, float]:
+    """seff's figures as numbers (0..1), for `notifyd jobs`: cpu_eff, mem_eff where known."""
+    out = {}
+    duration, cpus, cpu = _num(ev, "duration"), _num(ev, "cores"), _num(ev, "cpu_s")
+    if cpu is not None and duration and cpus:
+        out["cpu_eff"] = round(cpu / (duration * cpus), 3)
+    peak, asked = _num(ev, "maxrss_kb"), _num(ev, "slurm_req_mem_kb")
+    if peak is not None and asked:
+        out["mem_eff"] = round(peak / asked, 3)
+    return out
+
+
 def _hints(ev: dict[str, Any]) -> list[str]:
     state = ev.get("slurm_state")
     peak, asked = _num(ev, "maxrss_kb"), _num(ev, "slurm_req_mem_kb")
@@ -111,7 +126,7 @@ def _hints(ev: dict[str, Any]) -> list[str]:
     elif state == "TIMEOUT":
         hints.append(f"💡 ask for more time (sbatch -t): the limit was {human_duration(limit)}"
                      if limit else "💡 ask for more time (sbatch -t)")
-    elif state == "COMPLETED":
+    elif state == "COMPLETED" and duration is not None and duration >= SETTLED:
         if peak is not None and asked and peak < HALF * asked:
             enough = max(1, int(peak * 1.5 / 1024))
             hints.append(f"💡 it used under half the memory it asked for: --mem={enough}M would do, "
@@ -144,9 +159,12 @@ def finished(ev: dict[str, Any]) -> Any:
     if possibly_oom(ev) and ev.get("slurm_state") != "OUT_OF_MEMORY":
         facts.append("possibly out of memory")
     lines = [" · ".join(facts), _job_line(ev)]
-    timing = _time_line(ev)
+    timing = "" if ev.get("slurm_never_ran") else _time_line(ev)
     if timing:
         lines.append(timing + _span(ev))
+    elif ev.get("slurm_never_ran"):
+        reason = f" (waiting: {defuse.line(ev['slurm_reason'])})" if ev.get("slurm_reason") else ""
+        lines.append(f"it was still pending{reason}; it never ran")
     if ev.get("slurm_gone"):
         lines.append("its record was gone from the controller before notifyd saw it end, and no "
                      "accounting keeps it: how it ended is unknown (look at its output file)")

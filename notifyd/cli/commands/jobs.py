@@ -38,14 +38,23 @@ def parse_since(text: str) -> float:
 # --------------------------------------------------------------------------- output
 
 
+def _title(title: str, slurm_job: str) -> str:
+    """A SLURM job's title with the id users know: `relax (7_4)`."""
+    return f"{shown(title)} ({shown(slurm_job)})" if slurm_job else shown(title)
+
+
 def _running_lines(running: list[jobs_mod.Running], now: float, width: int) -> list[str]:
     rows = []
     for r in running:
         elapsed = r.elapsed(now)
-        rows.append([shown(r.title), shown(r.host), "?" if r.pid is None else str(r.pid),
+        # A SLURM job has no pid of ours: its state says more (and why a pending one waits).
+        pid = (f"{r.state.lower()}" + (f" ({r.reason})" if r.reason and r.state == "PENDING" else "")
+               if r.slurm_job else "?" if r.pid is None else str(r.pid))
+        rows.append([_title(r.title, r.slurm_job), shown(r.host), shown(pid),
                      "?" if elapsed is None else human_duration(elapsed), shown(r.group)])
-    return table(["TITLE", "HOST", "PID", "ELAPSED", "GROUP"], rows, width, flex=0,
-                 right=frozenset({2, 3}), droppable=(4, 2))
+    header = "PID/STATE" if any(r.slurm_job for r in running) else "PID"
+    return table(["TITLE", "HOST", header, "ELAPSED", "GROUP"], rows, width, flex=0,
+                 right=frozenset({3}), droppable=(4, 2))
 
 
 OUTCOME_COLOURS = {"lost": "1;31", "ok": "32"}
@@ -60,7 +69,8 @@ def _finished_lines(finished: list[jobs_mod.Finished], width: int) -> list[str]:
         if f.outcome == "failed":
             outcome_colours[outcome] = "1;31"
         rows.append([
-            time.strftime("%m-%d %H:%M", time.localtime(f.end_ts)), shown(f.title), shown(f.host),
+            time.strftime("%m-%d %H:%M", time.localtime(f.end_ts)), _title(f.title, f.slurm_job),
+            shown(f.host),
             outcome, "-" if f.duration is None else human_duration(f.duration),
             "-" if f.maxrss_kb is None else human_kib(f.maxrss_kb), f.delivery,
         ])

@@ -51,7 +51,7 @@ CONFIG_EVERY = 3600.0  # seconds between two reads of `scontrol show config`
 DEFAULT_MIN_JOB_AGE = 300.0  # SLURM's own default, until the config says
 HOLD_FOR = 300.0  # a pingch finish waits this long at most for its job's end from the scheduler
 TAIL_MAX = 50
-FLOOR = 5.0  # never poll more often than this, whatever MinJobAge says
+FLOOR = 1.0  # never poll more often than this, whatever the config or MinJobAge say
 
 
 @dataclass(frozen=True)
@@ -314,6 +314,7 @@ class Pass:
             return
         if job.state != entry["state"]:
             entry["state"] = job.state
+            entry["reason"] = job.reason
             ev = self._base(job, "start", self.snap.at)
             ev.update(slurm_state=job.state, slurm_reason=job.reason)
             if job.state == "PENDING":
@@ -333,6 +334,9 @@ class Pass:
         acct = self.snap.acct.get(job.job_id)
         ev = self._base(job, "finish", job.end or self.snap.at)
         ev.update(slurm_state=job.state, slurm_reason=job.reason)
+        if entry.get("state") == "PENDING" or (entry.get("state") == "" and not job.nodes):
+            ev["slurm_never_ran"] = True
+            ev["slurm_reason"] = entry.get("reason") or job.reason
         ev.update(states.end_fields(job.state, exit_pair=acct.exit if acct else None, exit_raw=job.exit_raw,
                                     step_signals=tuple(acct.step_signals) if acct else ()))
         duration = (job.end - job.start) if job.end and job.start else job.used
