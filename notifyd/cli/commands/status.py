@@ -60,9 +60,26 @@ def gather() -> dict[str, Any]:
         targets = []
     report["urls"] = [_url_report(t, saved) for t in targets if t.key != sender.INBOX_KEY]
     report["pushing"] = bool(report["urls"])
+    report["slurm"] = _slurm_report(saved, report.get("watcher"))
     report["logout_warning"] = logout.warning(paths_mod.user_name())
     report["pending"] = len(saved.outbox)
     return report
+
+
+def _slurm_report(saved: state.State, watcher: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the SLURM source last did, from its cursor in the state (None if it never ran)."""
+    cur = saved.cursors.get("slurm") or {}
+    if not cur.get("last_poll"):
+        return None
+    last = float(cur["last_poll"])
+    interval = float(cur.get("interval") or 60)
+    return {
+        "active": time.time() - last < 3 * interval + 30, "host": (watcher or {}).get("host"),
+        "interval": interval, "last_poll": last, "last_ok": cur.get("last_ok"),
+        "accounting": cur.get("accounting"), "min_job_age": cur.get("min_job_age"),
+        "cluster": cur.get("cluster"), "error": cur.get("error"), "gap": cur.get("gap"),
+        "calls": cur.get("calls") or {}, "held": len(cur.get("held") or {}),
+    }
 
 
 def _url_report(target: sender.Target, saved: state.State) -> dict[str, Any]:
@@ -96,6 +113,7 @@ def _print(report: dict[str, Any]) -> None:
         typer.echo("last event: none read yet")
     typer.echo(f"jobs:       {report['running_jobs']} running, {report['events_read']} events read, "
                f"{report['malformed_lines']} malformed lines skipped")
+    _print_slurm(report.get("slurm"), now)
     typer.echo(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
                f"{len(report['failed_deliveries'])} failed")
     for item in report["failed_deliveries"][-5:]:
@@ -126,6 +144,23 @@ def _print(report: dict[str, Any]) -> None:
     typer.echo(f"log:        {report['log']}")
     if report["logout_warning"]:
         typer.echo(f"logout:     WARNING: {report['logout_warning']}")
+
+
+def _print_slurm(slurm: dict[str, Any] | None, now: float) -> None:
+    if slurm is None:
+        return
+    where = f"on {slurm['host']}, " if slurm.get("host") else ""
+    state = "polling" if slurm["active"] else "not polling now"
+    accounting = {True: "accounting answers", False: "no accounting (sacct disabled)",
+                  None: "accounting not asked yet"}[slurm.get("accounting")]
+    typer.echo(f"slurm:      {state} {where}cluster {slurm.get('cluster') or '?'}, every "
+               f"{slurm['interval']:.0f} s, last poll {ago(now - slurm['last_poll'])}; {accounting}")
+    if slurm.get("error"):
+        typer.echo(f"            last poll failed: {slurm['error']}")
+    if slurm.get("gap"):
+        since, until = (time.strftime("%m-%d %H:%M", time.localtime(t)) for t in slurm["gap"])
+        typer.echo(f"            not checked: jobs that ended {since} to {until} (the watcher was "
+                   "down longer than MinJobAge, and no accounting keeps them)")
 
 
 def command(
