@@ -11,6 +11,7 @@ never a crash: `notifyd jobs` and the watcher go on with the rest.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 
 US = "\x1f"
@@ -37,8 +38,14 @@ def sacct_argv(job_ids: list[int]) -> list[str]:
 
 
 def sacct_window_argv(since: float, until: float) -> list[str]:
-    """The user's jobs that ended between two times (a catch-up after the watcher was down)."""
-    return ["sacct", "-X", "-n", "-P", f"--delimiter={US}", "-S", str(int(since)), "-E", str(int(until)),
+    """The user's jobs that ended between two times (a catch-up after the watcher was down).
+
+    sacct takes no epoch seconds for -S/-E: local time as YYYY-MM-DDTHH:MM:SS.
+    """
+    def when(ts: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ts))
+
+    return ["sacct", "-X", "-n", "-P", f"--delimiter={US}", "-S", when(since), "-E", when(until),
             "-s", "CD,F,TO,CA,OOM,NF,PR,BF,DL", "-o", ",".join(SACCT_FIELDS)]
 
 

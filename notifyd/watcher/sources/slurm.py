@@ -130,7 +130,8 @@ class SlurmSource:
         if start:
             ask = Ask(now, {int(k): dict(v) for k, v in (cur.get("jobs") or {}).items() if str(k).isdigit()},
                       now - float(cur.get("config_at") or 0.0) > CONFIG_EVERY, cur.get("accounting"),
-                      cur.get("last_ok"), float(cur.get("min_job_age") or DEFAULT_MIN_JOB_AGE))
+                      cur.get("catchup_from") or cur.get("last_ok"),
+                      float(cur.get("min_job_age") or DEFAULT_MIN_JOB_AGE))
             threading.Thread(target=self._work, args=(ask,), name="slurm poll", daemon=True).start()
         if done is None:
             return Polled(release_held(cur, now), cur)
@@ -296,11 +297,16 @@ class Pass:
     def _observe(self, job: QueueJob) -> None:
         raw = str(job.job_id)
         entry = self.jobs.get(raw)
-        if entry is not None and entry.get("submit") != job.submit:
-            entry = None  # the id was given to another job since
+        # A requeue gives the job a new submit time and one restart more; another submit
+        # time with no more restarts is another job that got the id (ids are recycled).
+        restarts = int((entry or {}).get("restarts") or 0)
+        if entry is not None and entry.get("submit") != job.submit and job.restarts <= restarts:
+            entry = None
         if entry is None:
             entry = self.jobs[raw] = {"raw": job.job_id, "display": job.display_id, "submit": job.submit,
-                                      "state": "", "restarts": job.restarts, "array": job.array_job_id}
+                                      "state": "", "restarts": job.restarts, "array": job.array_job_id,
+                                      "key": job_key(self.cluster, job.display_id, job.submit)}
+        entry["submit"] = job.submit
         if job.restarts > int(entry.get("restarts") or 0):
             self._requeued(job, entry)
         if entry.get("told"):
@@ -315,7 +321,7 @@ class Pass:
         if job.state != entry["state"]:
             entry["state"] = job.state
             entry["reason"] = job.reason
-            ev = self._base(job, "start", self.snap.at)
+            ev = self._base(job, "start", self.snap.at, entry)
             ev.update(slurm_state=job.state, slurm_reason=job.reason)
             if job.state == "PENDING":
                 ev["start_ts"] = job.submit or self.snap.at
@@ -323,7 +329,7 @@ class Pass:
 
     def _requeued(self, job: QueueJob, entry: dict[str, Any]) -> None:
         after = entry.get("state") if states.is_end(str(entry.get("state"))) else "a node failure"
-        ev = self._base(job, "start", self.snap.at)
+        ev = self._base(job, "start", self.snap.at, entry)
         ev.update(slurm_state=job.state, slurm_reason=job.reason, slurm_requeued=job.restarts,
                   slurm_after=after)
         self.polled.events.append(ev)
@@ -332,7 +338,7 @@ class Pass:
 
     def _ended(self, job: QueueJob, entry: dict[str, Any]) -> None:
         acct = self.snap.acct.get(job.job_id)
-        ev = self._base(job, "finish", job.end or self.snap.at)
+        ev = self._base(job, "finish", job.end or self.snap.at, entry)
         ev.update(slurm_state=job.state, slurm_reason=job.reason)
         if entry.get("state") == "PENDING" or (entry.get("state") == "" and not job.nodes):
             ev["slurm_never_ran"] = True
@@ -352,12 +358,14 @@ class Pass:
     def _vanished(self, raw: int, entry: dict[str, Any]) -> None:
         """A job gone from squeue before its end was told: from accounting, or as no longer known."""
         acct = self.snap.acct.get(raw)
-        if acct is not None and states.is_end(acct.state):
-            self._route(_acct_event(acct, self.cluster, self.source.user, entry.get("submit")), entry)
-            return
         display = str(entry.get("display") or raw)
+        key = str(entry.get("key") or job_key(self.cluster, display, entry.get("submit")))
+        if acct is not None and states.is_end(acct.state):
+            ev = _acct_event(acct, self.cluster, self.source.user, entry.get("submit"))
+            self._route({**ev, "job": key}, entry)
+            return
         ev: dict[str, Any] = {
-            "v": 1, "ev": "finish", "job": job_key(self.cluster, display, entry.get("submit")),
+            "v": 1, "ev": "finish", "job": key,
             "user": self.source.user, "host": "-", "pid": 0, "title": display, "ts": round(self.snap.at, 3),
             "exit": None, "signal": None, "slurm_job": display, "slurm_raw": raw,
             "slurm_cluster": self.cluster, "slurm_state": str(entry.get("state") or "UNKNOWN")}
@@ -385,18 +393,28 @@ class Pass:
         self.polled.events.append(ev)
 
     def _catch_up(self) -> None:
-        """After the watcher was down for longer than MinJobAge: what ended meanwhile."""
-        last_ok = self.cur.get("last_ok")
+        """After the watcher was down for longer than MinJobAge: what ended meanwhile.
+
+        From accounting where there is some (a failed query is asked again at
+        the next poll, from the same time); else one notice says which window
+        could not be checked, and `notifyd status` shows it.
+        """
+        last_ok = self.cur.get("catchup_from") or self.cur.get("last_ok")
         min_age = float(self.cur.get("min_job_age") or DEFAULT_MIN_JOB_AGE)
         if last_ok is None or self.snap.at - float(last_ok) <= min_age:
             return
         since = float(last_ok)
         if self.snap.catchup is not None:
+            self.cur.pop("catchup_from", None)
             for raw, acct in self.snap.catchup.items():
                 if str(raw) not in self.jobs and (acct.end is None or acct.end >= since - 60):
                     ev = _acct_event(acct, self.cluster, self.source.user)
                     self._route(ev, {"array": ev.get("slurm_array")})
             return
+        if self.cur.get("accounting") is not False:
+            self.cur["catchup_from"] = since  # sacct did not answer now: asked again next time
+            return
+        self.cur.pop("catchup_from", None)
         self.cur["gap"] = [round(since, 1), round(self.snap.at, 1)]
         self.polled.notices.append(Notice(
             f"slurm-gap:{int(since)}",
@@ -406,8 +424,10 @@ class Pass:
             "keeps no accounting to ask afterwards: jobs that ended then are not told. Their output "
             "files say how they ended."))
 
-    def _base(self, job: QueueJob, kind: str, ts: float) -> dict[str, Any]:
+    def _base(self, job: QueueJob, kind: str, ts: float, entry: dict[str, Any]) -> dict[str, Any]:
         ev = _common(job, self.cluster, self.source.user, job.display_id, job.submit, kind=kind, ts=ts)
+        if entry.get("key"):
+            ev["job"] = entry["key"]  # the same all the job's life, requeues and all
         if job.work_dir:
             ev["cwd"] = job.work_dir
         if job.array_job_id is not None:
