@@ -34,9 +34,19 @@ class Cursor:
 
     @classmethod
     def from_json(cls, data: object) -> Cursor:
+        """The saved cursor; a part that is not what to_json writes means reading from the top.
+
+        (A negative or non-integer offset would make every read of the file
+        fail, round after round; the finished-job ids keep a re-read quiet.)
+        """
         if not isinstance(data, dict):
             return cls()
-        return cls(int(data.get("offset", 0)), str(data.get("head", "")), bool(data.get("skipping")))
+        offset, head, skipping = data.get("offset", 0), data.get("head", ""), data.get("skipping")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            return cls()
+        if not isinstance(head, str) or len(head) > 2 * HEAD:
+            head = ""
+        return cls(offset, head, skipping is True)
 
 
 @dataclass

@@ -198,3 +198,16 @@ def test_cursor_round_trips_through_json() -> None:
 
 def test_cursor_from_garbage_is_a_fresh_cursor() -> None:
     assert Cursor.from_json(["not", "a", "dict"]) == Cursor()
+
+
+@pytest.mark.parametrize("offset", [-5, None, "", "12", 1.5, True, [3]], ids=repr)
+def test_cursor_with_an_offset_that_is_no_file_position_reads_from_the_top(
+        spool: Path, offset: object) -> None:
+    # Before: int() raised, or pread() failed with EINVAL, on every round.
+    spool.write_bytes(b"first\nsecond\n")
+    cursor = Cursor.from_json({"offset": offset, "head": "6669", "skipping": False})
+    assert _lines(read_new(str(spool), cursor)) == [b"first", b"second"]
+
+
+def test_cursor_with_a_head_that_is_not_text_forgets_the_head() -> None:
+    assert Cursor.from_json({"offset": 6, "head": 1234, "skipping": "yes"}) == Cursor(6, "", False)

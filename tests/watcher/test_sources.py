@@ -24,3 +24,11 @@ def test_a_spool_line_with_an_absurd_start_time_is_counted_malformed_and_the_nex
     assert [ev["job"] for ev in polled.events] == ["node5-4-d"]
     assert polled.malformed == 3
     assert any("'start_ts'" in w and "at byte 0" in w for w in polled.warnings)
+
+
+def test_a_spool_cursor_saved_with_a_negative_offset_reads_the_file_again_instead_of_failing(
+        tmp_path: Path) -> None:
+    spool = tmp_path / "node5.jsonl"
+    spool.write_bytes(_line(job="node5-1-a"))
+    polled = SpoolFile(str(spool)).poll({"offset": -5, "head": "", "skipping": False}, 0.0)
+    assert [ev["job"] for ev in polled.events] == ["node5-1-a"]
