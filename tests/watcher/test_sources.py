@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from notifyd.watcher.sources.base import Polled
+from notifyd.watcher.sources.legacy import LegacyFile
 from notifyd.watcher.sources.spool import SpoolFile
 
 
@@ -32,3 +37,28 @@ def test_a_spool_cursor_saved_with_a_negative_offset_reads_the_file_again_instea
     spool.write_bytes(_line(job="node5-1-a"))
     polled = SpoolFile(str(spool)).poll({"offset": -5, "head": "", "skipping": False}, 0.0)
     assert [ev["job"] for ev in polled.events] == ["node5-1-a"]
+
+
+def _legacy_poll(tmp_path: Path, text: str, cursor: dict[str, Any] | None) -> Polled:
+    path = tmp_path / ".pingchilling"
+    path.write_text(text)
+    return LegacyFile(str(path)).poll(cursor, 0.0)
+
+
+@pytest.mark.parametrize("status", ["²", "--3", "9" * 30, "-", "0x1"], ids=lambda s: s[:4])
+def test_a_legacy_finish_whose_status_is_not_a_number_is_told_with_its_exit_unknown(
+        tmp_path: Path, status: str) -> None:
+    # Before: int() raised in pairing, the poll failed, and so did every round after it.
+    polled = _legacy_poll(tmp_path, f"1001@node5: Finished [{status}] 2025-10-03 13:40:01\n",
+                          {"offset": 0, "head": "", "open": {}})
+    assert [ev["exit"] for ev in polled.events] == [None]
+
+
+@pytest.mark.parametrize("ts", [math.inf, math.nan, 1e308, -5.0, "soon"], ids=repr)
+def test_a_legacy_open_start_saved_with_an_impossible_time_is_paired_without_it(
+        tmp_path: Path, ts: object) -> None:
+    # Before: int(inf) raised OverflowError in pairing.
+    polled = _legacy_poll(tmp_path, "1001@node5: Finished [0] 2025-10-03 13:40:01\n",
+                          {"offset": 0, "head": "", "open": {"1001@node5": {"title": "relax", "ts": ts}}})
+    (ev,) = polled.events
+    assert (ev["title"], ev["start_ts"], ev["exit"]) == ("relax", None, 0)

@@ -10,9 +10,11 @@ are followed, and told when their Finished line comes.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from notifyd.spool import legacy
+from notifyd.spool.events import TIME_MAX
 from notifyd.spool.reader import Cursor, read_new
 from notifyd.watcher.sources.base import Polled
 from notifyd.watcher.sources.spool import shown
@@ -65,6 +67,11 @@ class LegacyFile:
         return bool(self.path) and os.path.isfile(self.path)
 
 
+# The old function wrote `$?`: a status of at most three digits. Anything else
+# ("²", "--3", 5,000 nines) is an unknown status, not a ValueError in pairing.
+_EXIT = re.compile(r"-?[0-9]{1,9}")
+
+
 def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any] | None:
     """A start is kept in `open_starts`; a finish becomes a finish event with its start's title."""
     if item.kind == "start":
@@ -72,7 +79,9 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
         return None
     started = open_starts.pop(item.key, None)
     start_ts = started.get("ts") if isinstance(started, dict) else None
-    if not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool):
+    # The open starts come back from the state file: a time parse() could not give is none.
+    if (not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool)
+            or not 0 <= start_ts <= TIME_MAX):
         start_ts = None
     title = started.get("title") if isinstance(started, dict) else None
     arg = item.arg.strip()
@@ -82,5 +91,5 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
         "host": item.host, "pid": item.pid,
         "title": title if isinstance(title, str) else f"pid {item.pid}",
         "start_ts": start_ts, "ts": item.ts,
-        "exit": int(arg) if arg.lstrip("-").isdigit() else None,
+        "exit": int(arg) if _EXIT.fullmatch(arg) else None,
     }
