@@ -33,7 +33,9 @@ _TAG = re.compile(r"<(?=[@#!&:/?A-Za-z])")
 # "(", "[" or ":"; with a ZWSP between them they are plain brackets.
 _LINK = re.compile(r"\](?=[(\[:])")
 _SPOILER = re.compile(r"\|(?=\|)")  # Discord's ||hidden text||
-_ENTITY = re.compile(r"&(?=#?\w+;)")  # &#64;everyone would render as @everyone in Matrix HTML
+# &#64;everyone would render as @everyone in Matrix HTML; "&#64" at the end of a
+# field is one too when our own text puts a ";" after it.
+_ENTITY = re.compile(r"&(?=#?\w+(?:;|$))")
 _BACKTICKS = re.compile(r"`(?=`)")  # no run of two or more: nothing can open or close a fence
 # A line starting with these would be a heading, quote, list, rule or fence of
 # its own (or, for "=" and "-", turn the line above into a heading).
