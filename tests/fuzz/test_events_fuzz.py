@@ -140,7 +140,7 @@ def _pingch_event() -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(required, optional=optional)
 
 
-@cases(800)
+@cases(500)
 @given(_pingch_event())
 def test_what_pingch_writes_is_one_bounded_line_that_decodes_to_the_same_event(ev: dict[str, Any]) -> None:
     line = encode(ev)

@@ -56,7 +56,7 @@ def _parsed(raw: bytes) -> legacy.LegacyLine | None:
         return None
 
 
-@cases(1500)
+@cases(1000)
 @given(LINE)
 def test_a_legacy_line_parses_or_raises_value_error_with_a_reason(raw: bytes) -> None:
     item = _parsed(raw)
@@ -77,7 +77,7 @@ def _check_finish(ev: dict[str, Any]) -> None:
                  info=inbox.job_summary(ev, False))
 
 
-@cases(500)
+@cases(300)
 @given(st.lists(LINE, max_size=12), OPEN)
 def test_pairing_any_lines_with_any_saved_open_starts_never_fails(
         lines: list[bytes], open_starts: dict[str, Any]) -> None:

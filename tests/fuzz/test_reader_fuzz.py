@@ -109,7 +109,7 @@ class Reading:
         raise AssertionError("the reader stopped making progress")
 
 
-@cases(700)
+@cases(500)
 @given(ops=st.lists(op, max_size=25), small=st.booleans() | st.just(True))
 def test_every_complete_line_is_returned_once_in_order_and_oversized_ones_counted(
         ops: list[tuple[str, Any]], small: bool) -> None:
