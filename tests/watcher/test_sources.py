@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FixedClock, HeldLease, inbox_target
 
+from notifyd import config, paths
+from notifyd.watcher.loop import Watcher, setup_logging
 from notifyd.watcher.sources.base import Polled
 from notifyd.watcher.sources.legacy import LegacyFile
-from notifyd.watcher.sources.spool import SpoolFile
+from notifyd.watcher.sources.spool import SpoolFile, shown
 
 
 def _line(**fields: Any) -> bytes:
@@ -62,3 +68,40 @@ def test_a_legacy_open_start_saved_with_an_impossible_time_is_paired_without_it(
                           {"offset": 0, "head": "", "open": {"1001@node5": {"title": "relax", "ts": ts}}})
     (ev,) = polled.events
     assert (ev["title"], ev["start_ts"], ev["exit"]) == ("relax", None, 0)
+
+
+# -- what the log says ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def notifyd_log() -> Iterator[None]:
+    """The watcher's logger as setup_logging leaves it, put back afterwards."""
+    logger = logging.getLogger("notifyd")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    for handler in logger.handlers:
+        handler.close()
+    logger.handlers, logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+def test_a_malformed_line_of_a_spool_file_whose_name_is_not_utf8_is_logged_with_the_name_escaped(
+        tmp_path: Path, notifyd_log: None) -> None:
+    p = paths.resolve({"HOME": str(tmp_path), "NOTIFYD_HOST": "w"})
+    p.events_dir.mkdir(parents=True)
+    with open(os.path.join(os.fsencode(p.events_dir), b"node\xff.jsonl"), "wb") as f:
+        f.write(b"not json\n" + _line(ev="finish", job="node5-1-a", exit=0))
+    setup_logging(p, "w", 1 << 20, to_stderr=False)
+    watcher = Watcher(p, "w", config.load(p.config_file, {}), clock=FixedClock(),  # type: ignore[arg-type]
+                      fence=HeldLease(), targets_=[inbox_target()], wake_up=False)  # type: ignore[arg-type]
+    watcher.start()
+    watcher.round()
+    logged = p.log_file("w").read_text(encoding="utf-8")
+    assert f"skipping malformed line in {p.events_dir}/node\\xff.jsonl at byte 0: not JSON" in logged
+    assert "node5-1-a" in watcher.state.done
+
+
+@pytest.mark.parametrize(("name", "logged"), [
+    ("node\udcff.jsonl", "node\\xff.jsonl"), ("job-\ud800", "job-\\ud800"), ("node5", "node5")])
+def test_a_name_for_the_log_is_shown_escaped_and_never_raises(name: str, logged: str) -> None:
+    # Before: os.fsencode raised UnicodeEncodeError for "\ud800", inside the handler of a bad event.
+    assert shown(name) == logged

@@ -16,8 +16,17 @@ from notifyd.watcher.sources.base import Polled
 
 
 def shown(path: str) -> str:
-    """A path for the log: a file name that is not UTF-8 is shown escaped, never dropped."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """A path (or a job id) for the log: what is not UTF-8 is shown escaped, never dropped.
+
+    A file name's undecodable bytes come as the surrogates U+DC80-U+DCFF and
+    are shown as the bytes they were (\\xff); any other lone surrogate (a job
+    id from JSON's "\\ud800", which os.fsencode refuses) as its code point.
+    """
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:
+        raw = path.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class SpoolFile:
