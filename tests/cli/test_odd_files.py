@@ -132,3 +132,12 @@ def test_inbox_shows_a_record_with_an_absurd_time_as_the_epoch(home: Home, when:
     code, out, _err = run(home, "inbox")
     assert code == 0
     assert "[1970-01-01 00:00:00] ❌ absurd" in out and "relax" in out
+
+
+@pytest.mark.parametrize("since", ["9" * 400 + "d", "100000000000d"], ids=["infinite", "1e11-days"])
+def test_jobs_since_further_back_than_1970_lists_everything(home: Home, since: str) -> None:
+    # Before: --since of 400 nines was inf seconds, and time.localtime(-inf) a traceback.
+    write_inbox(home, record(GOOD, "relax"))
+    code, out, _err = run(home, "jobs", "--since", since)
+    assert code == 0
+    assert "finished since 01-01 00:00: 1 job" in out and "relax" in out
