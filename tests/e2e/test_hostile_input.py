@@ -5,7 +5,7 @@ watcher runs and real pingch jobs start and end around it. The watcher must
 stay up, tell each real job (and each valid line among the hostile ones)
 exactly once at the webhook and in the inbox, count every malformed line
 exactly once, keep its peak memory bounded (the reader takes at most 4 MiB
-of a file per round), and `notifyd jobs` and `notifyd status` must still
+of a file, and 10,000 lines, per round), and `notifyd jobs` and `notifyd status` must still
 answer. Every hostile line is bad, blank or good by construction, so the
 expected malformed count is known without asking notifyd's own parsers.
 """

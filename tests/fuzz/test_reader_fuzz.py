@@ -4,8 +4,8 @@ A model keeps what the file holds; after the reads, what read_new returned
 since it last started again from the top must be exactly the file's
 complete lines (not blank, within MAX_LINE), once each and in order, and
 the oversized ones counted. Most cases use small bounds (MAX_LINE 16,
-MAX_READ 64) so that a few dozen bytes cross every boundary; the rest use
-the real ones.
+MAX_READ 64, MAX_LINES 3) so that a few dozen bytes cross every boundary;
+the rest use the real ones.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _bounds(small: bool) -> Iterator[tuple[int, int]]:
     if not small:
         yield reader.MAX_LINE, reader.MAX_READ
         return
-    with mock.patch.object(reader, "MAX_LINE", 16), mock.patch.object(reader, "MAX_READ", 64):
+    with mock.patch.object(reader, "MAX_LINE", 16), mock.patch.object(reader, "MAX_READ", 64), \
+            mock.patch.object(reader, "MAX_LINES", 3):
         yield 16, 64
 
 
@@ -89,6 +90,7 @@ class Reading:
             chunk = read_new(self.path, self.cursor)
         asked = [c.args[1] for c in pread.call_args_list]
         assert max(asked, default=0) <= self.max_read, "memory per read is bounded by MAX_READ"
+        assert len(chunk.lines) + len(chunk.oversized) <= reader.MAX_LINES, "and by MAX_LINES"
         if chunk.reset:
             self.got, self.oversized, before = [], 0, 0
         assert 0 <= self.cursor.offset <= len(self.content), "the cursor never goes past the end"
@@ -101,7 +103,7 @@ class Reading:
         return chunk
 
     def read_to_the_end(self) -> None:
-        for _ in range(len(self.content) // max(1, self.max_read) + 3):
+        for _ in range(len(self.content) + 3):
             before = (self.cursor.offset, self.cursor.skipping)
             chunk = self.read()
             if (self.cursor.offset, self.cursor.skipping) == before and not chunk.lines:

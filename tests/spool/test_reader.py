@@ -211,3 +211,14 @@ def test_cursor_with_an_offset_that_is_no_file_position_reads_from_the_top(
 
 def test_cursor_with_a_head_that_is_not_text_forgets_the_head() -> None:
     assert Cursor.from_json({"offset": 6, "head": 1234, "skipping": "yes"}) == Cursor(6, "", False)
+
+
+def test_a_read_returns_at_most_max_lines_lines_and_the_rest_on_the_next_reads(spool: Path) -> None:
+    # Before: 4 MiB of two-byte lines came back as 2 million lines in one read.
+    from notifyd.spool.reader import MAX_LINES
+
+    spool.write_bytes(b"x\n" * (MAX_LINES + 5) + b"last\n")
+    cursor = Cursor()
+    first = read_new(str(spool), cursor)
+    assert len(first.lines) == MAX_LINES and cursor.offset == 2 * MAX_LINES
+    assert _lines(read_new(str(spool), cursor)) == [b"x"] * 5 + [b"last"]

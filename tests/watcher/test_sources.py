@@ -105,3 +105,35 @@ def test_a_malformed_line_of_a_spool_file_whose_name_is_not_utf8_is_logged_with_
 def test_a_name_for_the_log_is_shown_escaped_and_never_raises(name: str, logged: str) -> None:
     # Before: os.fsencode raised UnicodeEncodeError for "\ud800", inside the handler of a bad event.
     assert shown(name) == logged
+
+
+def test_a_poll_of_a_file_of_tiny_garbage_lines_is_bounded_and_logs_a_summary(tmp_path: Path) -> None:
+    # Before: one poll of 4 MiB of "x\n" kept 2 million warnings (~570 MB) and took half a minute.
+    import tracemalloc
+
+    from notifyd.spool.reader import MAX_LINES
+    from notifyd.watcher.sources.spool import WARN_EACH
+
+    spool = tmp_path / "node5.jsonl"
+    spool.write_bytes(b"x\n" * (2 * 1024 * 1024))
+    tracemalloc.start()
+    try:
+        polled = SpoolFile(str(spool)).poll(None, 0.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert polled.malformed == MAX_LINES
+    assert len(polled.warnings) == WARN_EACH + 1
+    assert polled.warnings[-1] == (f"skipped {MAX_LINES - WARN_EACH} more malformed or oversized lines in "
+                                   f"{spool}, the last at byte {2 * (MAX_LINES - 1)}")
+    assert peak < 32 * 1024 * 1024, f"{peak / 2**20:.0f} MiB"
+
+
+def test_every_line_of_a_garbage_file_is_counted_once_over_the_polls(tmp_path: Path) -> None:
+    spool = tmp_path / "node5.jsonl"
+    spool.write_bytes(b"x\n" * 25_000 + _line(job="node5-9-z"))
+    source, cursor, malformed, events = SpoolFile(str(spool)), None, 0, []
+    for _ in range(5):
+        polled = source.poll(cursor, 0.0)
+        cursor, malformed, events = polled.cursor, malformed + polled.malformed, events + polled.events
+    assert malformed == 25_000 and [ev["job"] for ev in events] == ["node5-9-z"]

@@ -17,7 +17,7 @@ from notifyd.spool import legacy
 from notifyd.spool.events import TIME_MAX
 from notifyd.spool.reader import Cursor, read_new
 from notifyd.watcher.sources.base import Polled
-from notifyd.watcher.sources.spool import shown
+from notifyd.watcher.sources.spool import Skipped, shown
 
 KEY = "legacy:.pingchilling"
 
@@ -42,18 +42,18 @@ class LegacyFile:
         open_starts: dict[str, Any] = dict(raw_open) if isinstance(raw_open, dict) else {}
         # The user's own dotfile may well be a symlink (into a dotfiles repo, say).
         chunk = read_new(self.path, at, follow_symlinks=True)
-        polled = Polled([], {}, malformed=len(chunk.oversized))
+        polled = Polled([], {})
         name = shown(self.path)
         if chunk.reset:
             polled.warnings.append(f"{name} was {chunk.reset}; reading it again from the top")
-        polled.warnings.extend(f"skipping oversized line in {name} at byte {offset}"
-                               for offset in chunk.oversized)
+        skipped = Skipped(name)
+        for offset in chunk.oversized:
+            skipped.add(offset, "oversized")
         for offset, line in chunk.lines:
             try:
                 item = legacy.parse(line)
             except ValueError as exc:
-                polled.malformed += 1
-                polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
+                skipped.add(offset, "malformed", exc)
                 continue
             ev = pair(item, open_starts)
             if ev is not None and history:
@@ -61,6 +61,8 @@ class LegacyFile:
             elif ev is not None:
                 polled.events.append(ev)
         polled.cursor = {**at.to_json(), "open": open_starts}
+        polled.malformed = skipped.count
+        polled.warnings.extend(skipped.warnings())
         return polled
 
     def exists(self) -> bool:

@@ -29,6 +29,36 @@ def shown(path: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+# A poll logs this many skipped lines of a file one by one and sums up the
+# rest in one line: a file of garbage must not become a log of garbage.
+WARN_EACH = 20
+
+
+class Skipped:
+    """The lines one poll of a file skipped, as the log's warnings (the count stays exact)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self._shown: list[str] = []
+        self._last = 0
+
+    def add(self, offset: int, what: str, why: object = "") -> None:
+        """One line skipped: `what` is "malformed" or "oversized", `why` the decoder's reason."""
+        self.count += 1
+        self._last = offset
+        if len(self._shown) < WARN_EACH:
+            reason = f": {why}" if str(why) else ""
+            self._shown.append(f"skipping {what} line in {self.name} at byte {offset}{reason}")
+
+    def warnings(self) -> list[str]:
+        more = self.count - len(self._shown)
+        if more <= 0:
+            return self._shown
+        return [*self._shown, f"skipped {more} more malformed or oversized lines in {self.name}, "
+                              f"the last at byte {self._last}"]
+
+
 class SpoolFile:
     """One host's spool file."""
 
@@ -45,18 +75,20 @@ class SpoolFile:
     def poll(self, cursor: dict[str, Any] | None, now: float) -> Polled:
         at = Cursor.from_json(cursor)
         chunk = read_new(self.path, at)
-        polled = Polled([], at.to_json(), malformed=len(chunk.oversized))
+        polled = Polled([], at.to_json())
         name = shown(self.path)
         if chunk.reset:
             polled.warnings.append(f"{name} was {chunk.reset}; reading it again from the top")
-        polled.warnings.extend(f"skipping oversized line in {name} at byte {offset}"
-                               for offset in chunk.oversized)
+        skipped = Skipped(name)
+        for offset in chunk.oversized:
+            skipped.add(offset, "oversized")
         for offset, line in chunk.lines:
             try:
                 polled.events.append(decode(line))
             except MalformedEvent as exc:
-                polled.malformed += 1
-                polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
+                skipped.add(offset, "malformed", exc)
+        polled.malformed = skipped.count
+        polled.warnings.extend(skipped.warnings())
         return polled
 
 
