@@ -4,10 +4,11 @@ Among them a 50 MB line without a newline, written in pieces while the
 watcher runs and real pingch jobs start and end around it. The watcher must
 stay up, tell each real job (and each valid line among the hostile ones)
 exactly once at the webhook and in the inbox, count every malformed line
-exactly once, keep its peak memory bounded (the reader takes at most 4 MiB
-of a file, and 10,000 lines, per round), and `notifyd jobs` and `notifyd status` must still
-answer. Every hostile line is bad, blank or good by construction, so the
-expected malformed count is known without asking notifyd's own parsers.
+exactly once (200,000 two-byte ones in a file of their own too), keep its
+peak memory bounded (the reader takes at most 4 MiB and 10,000 lines of a
+file per round), and `notifyd jobs` and `notifyd status` must still answer.
+Every hostile line is bad, blank or good by construction, so the expected
+malformed count is known without asking notifyd's own parsers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ PIECE = 1024 * 1024
 PEAK_RSS_BOUND_KB = 200 * 1024
 HOSTILE_LINES = 3000  # per spool file part and for the legacy file, in all well over 10,000
 REAL_JOBS = 6
+FLOOD = 200_000  # two-byte garbage lines: 20 rounds of 10,000
 
 
 def _json(obj: Any) -> bytes:
@@ -165,6 +167,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             f.write(b"not json\n" * 3)
         hostile.malformed += 3
         (events / "link.jsonl").symlink_to(evil)  # not followed: counts nothing
+        flood = events / "flood.jsonl"
+        flood.write_bytes(b"x\n" * FLOOD)
+        hostile.malformed += FLOOD
         watcher = WatcherProc(home).start()
         assert watcher.proc is not None
         pid = watcher.proc.pid
@@ -191,7 +196,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             _append(evil, hostile.spool_lines(HOSTILE_LINES, "after"))
             _append(legacy, hostile.legacy_lines(HOSTILE_LINES, told=True))
             want = len(real) + len(hostile.good)
-            wait_until(lambda: _read_to_the_end(home, [evil, home.spool, legacy]), 40, "every file read")
+            wait_until(lambda: _read_to_the_end(home, [evil, flood, home.spool, legacy]), 40,
+                       "every file read")
             wait_until(lambda: len(receiver.bodies()) >= want, 40, f"{want} messages at the webhook")
             time.sleep(1.5)  # several more rounds: nothing else may come
             peak = _peak_rss_kb(pid)
