@@ -30,8 +30,9 @@ _MENTION = re.compile(r"@(?=everyone|here|room|[!&]?\d|[\w.=/+-]+:[\w-])", re.IG
 # and any HTML tag or comment: Matrix gets the markdown as HTML, raw tags included.
 _TAG = re.compile(r"<(?=[@#!&:/?A-Za-z])")
 # "[words](url)", "[words][ref]" and "[ref]: url" all need "]" right before
-# "(", "[" or ":"; with a ZWSP between them they are plain brackets.
-_LINK = re.compile(r"\](?=[(\[:])")
+# "(", "[" or ":"; with a ZWSP between them they are plain brackets. A "]"
+# ending a field gets one too: our own text may put the ":" after it.
+_LINK = re.compile(r"\](?=[(\[:]|$)")
 _SPOILER = re.compile(r"\|(?=\|)")  # Discord's ||hidden text||
 # &#64;everyone would render as @everyone in Matrix HTML; "&#64" at the end of a
 # field is one too when our own text puts a ";" after it.

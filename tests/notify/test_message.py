@@ -388,3 +388,10 @@ def test_group_done_of_only_successes_is_success() -> None:
 def test_group_done_fits_its_limit() -> None:
     jobs = [_member(f"case {i}", "failed", 1.0, exit=1) for i in range(300)]
     assert _size(message.group_done("g", jobs, 500)) <= 500
+
+
+def test_a_bracket_at_the_end_of_a_field_cannot_be_completed_into_a_link_by_our_own_text() -> None:
+    # A digest's title puts ": " after the host names: "]:" starts a reference-link definition.
+    title = message.digest([_finish(host="[x]", exit=1)], 2000).title
+    assert "]:" not in title
+    assert "[x]\u200b: 0 ok, 1 failed" in title
