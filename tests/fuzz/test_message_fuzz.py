@@ -50,7 +50,7 @@ def _safe(msg: Message) -> None:
     assert live(msg.body) == [], msg.body
 
 
-@cases(500)
+@cases(400)
 @given(_job(), LIMITS)
 def test_a_finished_job_with_any_text_and_numbers_fits_and_mentions_no_one(ev: dict[str, Any],
                                                                           limit: int) -> None:
@@ -85,8 +85,8 @@ MEMBER = st.fixed_dictionaries({}, optional={
     "duration": st.one_of(number(), odd_value()), "exit": odd_value(), "signal": odd_value()})
 
 
-@cases(300)
-@given(long_text(), st.lists(MEMBER, max_size=30), LIMITS)
+@cases(200)
+@given(long_text(), st.lists(MEMBER, max_size=15), LIMITS)
 def test_a_group_summary_of_any_members_fits_its_limit_and_mentions_no_one(
         name: str, jobs: list[dict[str, Any]], limit: int) -> None:
     msg = message.group_done(name, jobs, limit)
