@@ -83,8 +83,6 @@ class Jobs:
 
 # The inbox and the state's batches hold what jobs claimed: a number no float
 # holds (a 401-digit int), NaN, or a time no calendar shows is no number here.
-
-
 def _num(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and -NUMBER_MAX <= value <= NUMBER_MAX:
         return float(value)  # NaN fails the comparison

@@ -86,20 +86,20 @@ def _print(report: dict[str, Any]) -> None:
     else:
         since = _local(w["since"])
         _say(f"watcher:    running on {w['host']}, pid {w['pid']}, since {since} "
-                   f"(heartbeat {w['heartbeat_age']:.0f} s ago)")
+             f"(heartbeat {w['heartbeat_age']:.0f} s ago)")
     last = report["last_event"]
     if last:
         read_at = last.get("read_at")
         known = isinstance(read_at, (int, float)) and not isinstance(read_at, bool) and read_at
         when = ago(now - read_at) if known else "at an unknown time"
         _say(f"last event: {last.get('ev')} of {last.get('title')!r} from "
-                   f"{last.get('host')}, read {when}")
+             f"{last.get('host')}, read {when}")
     else:
         _say("last event: none read yet")
     _say(f"jobs:       {report['running_jobs']} running, {report['events_read']} events read, "
-               f"{report['malformed_lines']} malformed lines skipped")
+         f"{report['malformed_lines']} malformed lines skipped")
     _say(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
-               f"{len(report['failed_deliveries'])} failed")
+         f"{len(report['failed_deliveries'])} failed")
     for item in report["failed_deliveries"][-5:]:
         why = f" → {item['url']}: {item['error']}" if item.get("url") else ""
         _say(f"            failed: {item['title']}{why}")
@@ -113,7 +113,7 @@ def _print(report: dict[str, Any]) -> None:
             _say(line)
     elif not report["config_error"]:
         _say("URLs:       none: nothing is being pushed; notifications go to the inbox "
-                   "(notifyd inbox).")
+             "(notifyd inbox).")
         _say("            " + discord_howto(report["config"]))
     if report["config_error"]:
         _say(f"config:     ERROR: {report['config_error']}")
