@@ -28,10 +28,11 @@ ZWSP = "\u200b"  # zero-width space: breaks a mention without changing what peop
 _MENTION = re.compile(r"@(?=everyone|here|room|[!&]?\d|[\w.=/+-]+:[\w-])", re.IGNORECASE)
 # <@123>, <@!123>, <@&role>, <#channel>, <:emoji:1>, Slack's <!here>, </slash:1>,
 # and any HTML tag or comment: Matrix gets the markdown as HTML, raw tags included.
-_TAG = re.compile(r"<(?=[@#!&:/?A-Za-z])")
+# A "<" ending a field is broken too: our own text may put a ":" after it.
+_TAG = re.compile(r"<(?=[@#!&:/?A-Za-z]|$)")
 # "[words](url)", "[words][ref]" and "[ref]: url" all need "]" right before
 # "(", "[" or ":"; with a ZWSP between them they are plain brackets. A "]"
-# ending a field gets one too: our own text may put the ":" after it.
+# ending a field gets one too, for the same reason.
 _LINK = re.compile(r"\](?=[(\[:]|$)")
 _SPOILER = re.compile(r"\|(?=\|)")  # Discord's ||hidden text||
 # &#64;everyone would render as @everyone in Matrix HTML; "&#64" at the end of a

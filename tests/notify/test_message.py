@@ -390,8 +390,10 @@ def test_group_done_fits_its_limit() -> None:
     assert _size(message.group_done("g", jobs, 500)) <= 500
 
 
-def test_a_bracket_at_the_end_of_a_field_cannot_be_completed_into_a_link_by_our_own_text() -> None:
-    # A digest's title puts ": " after the host names: "]:" starts a reference-link definition.
-    title = message.digest([_finish(host="[x]", exit=1)], 2000).title
-    assert "]:" not in title
-    assert "[x]\u200b: 0 ok, 1 failed" in title
+@pytest.mark.parametrize(("host", "shown"), [("[x]", "[x]\u200b"), ("a<", "a<\u200b")])
+def test_a_bracket_at_the_end_of_a_field_cannot_be_completed_by_our_own_text(host: str, shown: str) -> None:
+    # A digest's title puts ": " after the host names: "]:" starts a reference-link
+    # definition, "<:" a Discord emoji tag.
+    title = message.digest([_finish(host=host, exit=1)], 2000).title
+    assert "]:" not in title and "<:" not in title
+    assert f"{shown}: 0 ok, 1 failed" in title
