@@ -49,6 +49,9 @@ INJECTIONS = [
     "\r\n", "\n", "\t", "\x85", "\u2028", "\u2029", "\x7f", "\udc80", "\ud800", "…", "👀", "e\u0301",
     "/", "..", "%s", "{}", "\\", '"', "'", "*bold*", "_it_", "~~s~~", ":emoji:",
 ]
+# At the end of a field, these wait for our own text to complete them ("]" + ": " is a link).
+ENDINGS = ["]", "<", "&", "&#64", "&amp", "[x]", "@", "@&", "<@", "|", "`", "#", ">", "\\", "*", "_", "~"]
+INJECTIONS += ENDINGS
 
 
 def _chunks(seed: int, own: bool) -> list[str]:

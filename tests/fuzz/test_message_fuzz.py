@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fuzz.hostile import ABSURD_NUMBERS, cases, long_text, number, odd_value, text
+from fuzz.hostile import ABSURD_NUMBERS, ENDINGS, cases, long_text, number, odd_value, text
 from hypothesis import given
 from hypothesis import strategies as st
 from notify.test_content_safety import live
@@ -77,6 +77,17 @@ def test_a_digest_of_any_jobs_fits_its_limit_and_mentions_no_one(
     msg = message.digest(jobs, limit)
     _fits(msg, limit)
     _safe(msg)
+
+
+@cases(400)
+@given(st.sampled_from(TEXT_FIELDS), st.sampled_from(ENDINGS), st.sampled_from(["", "x ", "x"]))
+def test_a_field_ending_in_a_markup_character_is_told_safely_wherever_our_text_follows_it(
+        field: str, injection: str, before: str) -> None:
+    # Our own text after a field ("]" + ": " in a digest's title) must not complete it.
+    ev = {**FINISH, field: before + injection}
+    for msg in (message.finished(ev), message.lost(ev, before + injection),
+                message.digest([ev, {**ev, "exit": 0}], 2000), message.digest([ev], 2000)):
+        _safe(msg)
 
 
 MEMBER = st.fixed_dictionaries({}, optional={
