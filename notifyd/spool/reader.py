@@ -93,12 +93,18 @@ def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
     finally:
         os.close(fd)
 
+    _take_lines(data, cursor, chunk)
+    return chunk
+
+
+def _take_lines(data: bytes, cursor: Cursor, chunk: Chunk) -> None:
+    """Move the complete lines of `data` (read at `cursor.offset`) into `chunk`, advancing the cursor."""
     pos = 0
     if cursor.skipping:
         nl = data.find(b"\n")
         if nl < 0:
             cursor.offset += len(data)
-            return chunk
+            return
         pos = nl + 1
         cursor.skipping = False
     while len(chunk.lines) + len(chunk.oversized) < MAX_LINES:
@@ -113,7 +119,7 @@ def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
         pos = nl + 1
     else:
         cursor.offset += pos  # the rest of the lines: next poll
-        return chunk
+        return
     rest = len(data) - pos
     if rest > MAX_LINE:
         # A partial line already longer than any event can be: drop it now,
@@ -122,4 +128,3 @@ def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
         cursor.skipping = True
         pos = len(data)
     cursor.offset += pos
-    return chunk
