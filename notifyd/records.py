@@ -391,5 +391,14 @@ class Stats:
     def from_json(cls, data: Any, what: str = "the counters") -> Stats:
         d = mapping(data or {}, what)
         last = d.get("last_event") or {}
+        # What `notifyd status --json` prints as it is: only plain values, so the
+        # output stays JSON (no NaN, no Infinity) and a float() of it works.
+        shown = {str(k): v for k, v in last.items() if _plain(v)} if isinstance(last, dict) else {}
         return cls(integer(d, "events", what, default=0), integer(d, "malformed", what, default=0),
-                   integer(d, "delivered", what, default=0), last if isinstance(last, dict) else {})
+                   integer(d, "delivered", what, default=0), shown)
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    return isinstance(value, (int, float)) and -NUMBER_MAX <= value <= NUMBER_MAX

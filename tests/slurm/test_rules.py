@@ -44,7 +44,8 @@ class Lab:
 
     def __init__(self, **settings: Any) -> None:
         self.source = SlurmSource(Settings(**settings), "vm", "ana")
-        self.cursor: dict[str, Any] = {"cluster": "lab", "min_job_age": 600, "config_at": T0, "accounting": True}
+        self.cursor: dict[str, Any] = {"cluster": "lab", "min_job_age": 600, "config_at": T0,
+                                       "accounting": True}
         self.now = float(T0 + 10)
 
     def poll(self, *lines: str, sacct: str = "", catchup: str | None = None) -> list[dict[str, Any]]:
@@ -140,7 +141,8 @@ def test_failed_with_0_9_is_a_sigkill_whatever_the_reason_says() -> None:
 @pytest.mark.parametrize(("state", "said"), [("TIMEOUT", "hit its time limit"),
                                              ("OUT_OF_MEMORY", "ran out of memory"),
                                              ("NODE_FAIL", "lost its node"), ("PREEMPTED", "was preempted"),
-                                             ("BOOT_FAIL", "could not boot"), ("DEADLINE", "missed its deadline")])
+                                             ("BOOT_FAIL", "could not boot"),
+                                             ("DEADLINE", "missed its deadline")])
 def test_every_other_end_is_a_failure_told_by_its_state(state: str, said: str) -> None:
     ev = end_of(state)
     assert Outcome.of(ev) is Outcome.FAILED
@@ -268,8 +270,9 @@ def test_a_pingch_finish_inside_the_job_is_told_once_with_the_schedulers_end() -
 
 
 def test_the_scheduler_speaks_where_pingch_could_not() -> None:
-    merged = merge(pingch_finish(exit=None, signal=9), {"slurm_state": "OUT_OF_MEMORY", "signal": 9, "oom": True,
-                                                       "slurm_job": "1", "job": "slurm-lab-1-0"})
+    merged = merge(pingch_finish(exit=None, signal=9),
+                   {"slurm_state": "OUT_OF_MEMORY", "signal": 9, "oom": True, "slurm_job": "1",
+                    "job": "slurm-lab-1-0"})
     assert merged["oom"] is True and Outcome.of(merged) is Outcome.FAILED
 
 

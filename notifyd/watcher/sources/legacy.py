@@ -12,12 +12,14 @@ then are followed, and told when their Finished line comes.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from notifyd.spool import legacy
+from notifyd.spool.events import TIME_MAX
 from notifyd.spool.reader import Cursor, read_new
 from notifyd.watcher.sources.base import Polled
-from notifyd.watcher.sources.spool import shown
+from notifyd.watcher.sources.spool import Skipped, shown
 
 KEY = "legacy:.pingchilling"
 
@@ -44,18 +46,18 @@ class LegacyFile:
         chunk = read_new(self.path, at, follow_symlinks=True)
         if chunk.reset:
             history_until = 0  # another file now: what it holds is news
-        polled = Polled([], {}, malformed=len(chunk.oversized))
+        polled = Polled([], {})
         name = shown(self.path)
         if chunk.reset:
             polled.warnings.append(f"{name} was {chunk.reset}; reading it again from the top")
-        polled.warnings.extend(f"skipping oversized line in {name} at byte {offset}"
-                               for offset in chunk.oversized)
+        skipped = Skipped(name)
+        for offset in chunk.oversized:
+            skipped.add(offset, "oversized")
         for offset, line in chunk.lines:
             try:
                 item = legacy.parse(line)
             except ValueError as exc:
-                polled.malformed += 1
-                polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
+                skipped.add(offset, "malformed", exc)
                 continue
             ev = pair(item, open_starts)
             if ev is not None and offset < history_until:
@@ -63,6 +65,8 @@ class LegacyFile:
             elif ev is not None:
                 polled.events.append(ev)
         polled.cursor = {**at.to_json(), "open": open_starts, "history_until": history_until}
+        polled.malformed = skipped.count
+        polled.warnings.extend(skipped.warnings())
         return polled
 
     def exists(self) -> bool:
@@ -80,6 +84,11 @@ def _history_until(path: str, cursor: dict[str, Any] | None) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+# The old function wrote `$?`: a status of at most three digits. Anything else
+# ("²", "--3", 5,000 nines) is an unknown status, not a ValueError in pairing.
+_EXIT = re.compile(r"-?[0-9]{1,9}")
+
+
 def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any] | None:
     """A start is kept in `open_starts`; a finish becomes a finish event with its start's title."""
     if item.kind == "start":
@@ -87,7 +96,9 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
         return None
     started = open_starts.pop(item.key, None)
     start_ts = started.get("ts") if isinstance(started, dict) else None
-    if not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool):
+    # The open starts come back from the state file: a time parse() could not give is none.
+    if (not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool)
+            or not 0 <= start_ts <= TIME_MAX):
         start_ts = None
     title = started.get("title") if isinstance(started, dict) else None
     arg = item.arg.strip()
@@ -97,5 +108,5 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
         "host": item.host, "pid": item.pid,
         "title": title if isinstance(title, str) else f"pid {item.pid}",
         "start_ts": start_ts, "ts": item.ts,
-        "exit": int(arg) if arg.lstrip("-").isdigit() else None,
+        "exit": int(arg) if _EXIT.fullmatch(arg) else None,
     }

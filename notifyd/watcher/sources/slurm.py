@@ -361,8 +361,8 @@ class Pass:
         display = str(entry.get("display") or raw)
         key = str(entry.get("key") or job_key(self.cluster, display, entry.get("submit")))
         if acct is not None and states.is_end(acct.state):
-            ev = _acct_event(acct, self.cluster, self.source.user, entry.get("submit"))
-            self._route({**ev, "job": key}, entry)
+            told = _acct_event(acct, self.cluster, self.source.user, entry.get("submit"))
+            self._route({**told, "job": key}, entry)
             return
         ev: dict[str, Any] = {
             "v": 1, "ev": "finish", "job": key,
