@@ -5,10 +5,18 @@ Not a verb: the two verbs share it, and verbs do not import each other.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from notifyd.cli.commands.common import config, context
 from notifyd.nodes import reader as nodeview
+
+if TYPE_CHECKING:
+    from notifyd.slurm.parse import SlurmNode
+
+# sinfo answers in well under a second; a controller that hangs must not hold the table up.
+SINFO_TIMEOUT = 10.0
 
 
 def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
@@ -21,3 +29,23 @@ def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
     if node_filter:
         nodes = [n for n in nodes if n.host in node_filter]
     return nodes
+
+
+def load_slurm_nodes(node_filter: list[str] | None) -> list[SlurmNode]:
+    """The cluster's nodes from one `sinfo` call, where this host has SLURM's tools and [slurm] allows.
+
+    None of them when there is no SLURM here; a note on stderr when sinfo
+    fails or hangs (the snapshot nodes are shown all the same).
+    """
+    from notifyd.slurm import parse, tools
+
+    paths, _host = context()
+    cfg = config(paths)
+    if cfg.slurm == "no" or not tools.available():
+        return []
+    answer = tools.run(parse.sinfo_argv(), min(cfg.slurm_timeout, SINFO_TIMEOUT))
+    if not answer.ok:
+        typer.echo(f"notifyd: SLURM nodes not shown: {answer.problem}", err=True)
+        return []
+    nodes = parse.parse_sinfo(answer.stdout)
+    return [n for n in nodes if not node_filter or n.name in node_filter]

@@ -174,24 +174,29 @@ def slurm_ids(environ: "Mapping[str, str]") -> dict[str, object]:
     job (watcher/sources/slurm.py). Nothing outside SLURM: {}.
     """
     raw = environ.get("SLURM_JOB_ID", "")
-    if not raw.isdigit():
+    if not _number(raw):
         return {}
     array, task = environ.get("SLURM_ARRAY_JOB_ID", ""), environ.get("SLURM_ARRAY_TASK_ID", "")
     ids: dict[str, object] = {"slurm_raw": int(raw),
-                              "slurm_job": f"{array}_{task}" if array.isdigit() and task.isdigit() else raw}
-    if array.isdigit() and task.isdigit():
+                              "slurm_job": f"{array}_{task}" if _number(array) and _number(task) else raw}
+    if _number(array) and _number(task):
         ids["slurm_array"], ids["slurm_task"] = int(array), task
     for key, var in (("slurm_step", "SLURM_STEP_ID"), ("slurm_cluster", "SLURM_CLUSTER_NAME"),
                      ("slurm_node", "SLURMD_NODENAME"), ("slurm_partition", "SLURM_JOB_PARTITION")):
         if environ.get(var):
             ids[key] = environ[var][:100]
     cpus = environ.get("SLURM_CPUS_PER_TASK") or environ.get("SLURM_CPUS_ON_NODE") or ""
-    if cpus.isdigit():
+    if _number(cpus):
         ids["slurm_cpus"] = int(cpus)
     mem = environ.get("SLURM_MEM_PER_NODE", "")
-    if mem.isdigit():
+    if _number(mem):
         ids["slurm_mem_mb"] = int(mem)
     return ids
+
+
+def _number(text: str) -> bool:
+    """ASCII digits, short enough for the event's range (str.isdigit also takes '²', which int() refuses)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def finish_event(start_ev: dict[str, object], end: float, start: float,

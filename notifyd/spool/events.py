@@ -45,9 +45,11 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 # number saved into the state and refused when it is loaded again).
 OPTIONAL: dict[str, type | tuple[type, ...]] = {
     **dict.fromkeys(("user", "title", "cmd", "cwd", "start", "group", "notify", "log", "end", "error",
-                     "tail", "tail_file", "attach", "attach_error"), str),
+                     "tail", "tail_file", "attach", "attach_error", "slurm_job", "slurm_task", "slurm_step",
+                     "slurm_cluster", "slurm_node", "slurm_partition"), str),
     **dict.fromkeys(("watched", "hide_command", "detached", "exit_unknown", "unwatched", "oom"), bool),
-    **dict.fromkeys(("exit", "signal", "maxrss_kb", "maxrss_floor_kb", "mem_total_kb", "cores"), int),
+    **dict.fromkeys(("exit", "signal", "maxrss_kb", "maxrss_floor_kb", "mem_total_kb", "cores",
+                     "slurm_raw", "slurm_array", "slurm_cpus", "slurm_mem_mb"), int),
     **dict.fromkeys(("start_ts", "duration", "cpu_s"), (int, float)),
 }
 # Every number an event holds is within this of zero (records.NUMBER_MAX, not

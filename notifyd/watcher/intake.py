@@ -141,8 +141,9 @@ class Intake:
             return
         st.running.pop(job, None)
         st.missing_since.pop(job, None)
-        if in_slurm and not self.told_before(st, job, float(ev.get("ts") or 0.0)):
+        if in_slurm and self.slurm is not None and not self.told_before(st, job, float(ev.get("ts") or 0.0)):
             slurm_source.hold(st.cursors.setdefault(slurm_source.KEY, {}), ev)
+            self.slurm.hurry(now)
             return
         if ev.get("slurm_job") and kind == "slurm":
             ev = self._close_slurm_job(st, ev)

@@ -159,7 +159,8 @@ class Watcher:
 
         wanted = self.config.slurm != "no"
         if wanted and tools.available():
-            self.intake.slurm = SlurmSource(slurm_settings(self.config), self.host, paths_user())
+            self.intake.slurm = SlurmSource(slurm_settings(self.config), self.host, paths_user(),
+                                            wake=self._poke)
             log.info("SLURM source on: squeue at most every %.0f s while you have jobs",
                      self.config.slurm_interval)
             return

@@ -332,6 +332,29 @@ def test_backs_off_while_the_user_has_no_jobs() -> None:
     assert intervals == [60, 120, 240, 300, 300]
 
 
+def test_a_held_pingch_finish_makes_the_next_poll_come_soon_then_less_and_less_soon() -> None:
+    lab = Lab(interval=60)
+    lab.poll(line(1, "RUNNING"))
+    hold(lab.cursor, pingch_finish())
+    lab.source.hurry(lab.now)
+    assert not lab.source.due(lab.now + 0.4) and lab.source.due(lab.now + 0.5)
+    waits = []
+    for _ in range(8):  # the job is still completing: the scheduler has not said it ended
+        lab.poll(line(1, "COMPLETING"))
+        waits.append(lab.source._next - (lab.now - 2))
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_the_hurry_ends_with_the_held_finish() -> None:
+    lab = Lab(interval=60)
+    lab.poll(line(1, "RUNNING"))
+    hold(lab.cursor, pingch_finish())
+    lab.source.hurry(lab.now)
+    lab.poll(line(1, "COMPLETED"), sacct=acct("1", 1, "COMPLETED"))
+    assert lab.cursor["held"] == {}
+    assert lab.source._next - (lab.now - 2) == lab.cursor["interval"] >= 60  # no jobs left: backing off
+
+
 def test_a_requeue_keeps_the_jobs_id_though_it_gets_a_new_submit_time() -> None:
     lab = Lab()
     (start,) = lab.poll(line(1, "RUNNING"))

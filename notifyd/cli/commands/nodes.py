@@ -4,6 +4,10 @@
     NODE     STATE  LOAD/CORES  MEM USED/TOTAL  GPU  TOP USERS           AGE
     node5    busy   15.8/16     41.2G/62.8G     1/2  ana 12.0, bob 3.9   23 s
     $ notifyd nodes --free --cpus 8 --mem 20G
+
+Where this host has SLURM's client tools, the cluster's nodes follow, from
+one `sinfo` call: what the scheduler has allocated on each (cores, memory),
+its state with the admin's reason, its load.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import json
 
 import typer
 
-from notifyd.cli.nodes_view import load_nodes
+from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes
 from notifyd.cli.tables import colour
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.nodes import reader as nodeview
+from notifyd.slurm.parse import SlurmNode
 from notifyd.text import human_age, human_bytes, parse_size, printable
 
 STATE_COLOUR = {"idle": "32", "mixed": "33", "busy": "31", "stale": "1;31"}
@@ -24,12 +29,48 @@ STATE_COLOUR = {"idle": "32", "mixed": "33", "busy": "31", "stale": "1;31"}
 def _as_json(n: nodeview.Node) -> dict[str, object]:
     busy, total = n.gpus
     return {
-        "node": n.host, "state": n.state, "age": round(n.age, 1), "cores": n.cores,
+        "source": "snapshot", "node": n.host, "state": n.state, "age": round(n.age, 1), "cores": n.cores,
         "busy_cores": round(n.busy_cores, 2), "free_cores": round(n.free_cores, 2),
         "load": n.data["load"], "mem_total": n.mem_total, "mem_free": n.mem_free,
         "gpus_busy": busy, "gpus": total,
         "top_users": [{"user": u, "cores": round(c, 2)} for u, c in n.top_users()],
     }
+
+
+# SLURM's states in which a node takes no new job.
+_CLOSED = ("down", "drain", "drained", "draining", "fail", "failing", "future", "maint", "reboot",
+           "power_down", "powered_down", "not_responding", "unknown")
+
+
+def _slurm_json(n: SlurmNode) -> dict[str, object]:
+    return {"source": "slurm", **{k: v for k, v in n.__dict__.items() if k != "partitions"},
+            "partitions": list(n.partitions)}
+
+
+def _slurm_room(n: SlurmNode) -> tuple[int, int]:
+    """Cores and MiB the scheduler has not handed out on `n` (0 for a node that takes no job)."""
+    if any(word in n.state.lower() for word in _CLOSED):
+        return 0, 0
+    cores = (n.cpus_total or 0) - (n.cpus_alloc or 0)
+    return max(0, cores), max(0, (n.mem_total_mb or 0) - (n.mem_alloc_mb or 0))
+
+
+def _print_slurm(nodes: list[SlurmNode], free: bool) -> None:
+    if not nodes:
+        return
+    w = max([10, *(len(printable(n.name)) for n in nodes)])
+    typer.echo(f"{'SLURM NODE':<{w}} {'STATE':<16} {'CPUS ALLOC':>10} {'MEM ALLOC':>15} {'LOAD':>5}  "
+               "PARTITIONS / REASON")
+    for n in nodes:
+        total_mem = (n.mem_total_mb or 0) * 2**20
+        mem = f"{human_bytes((n.mem_alloc_mb or 0) * 2**20)}/{human_bytes(total_mem)}"
+        cpus = f"{n.cpus_alloc if n.cpus_alloc is not None else '?'}/{n.cpus_total or '?'}"
+        load = f"{n.load:.1f}" if n.load is not None else "-"
+        reason = f"  ({printable(n.reason)})" if n.reason else ""
+        typer.echo(f"{printable(n.name):<{w}} {printable(n.state)[:16]:<16} {cpus:>10} {mem:>15} "
+                   f"{load:>5}  {printable(','.join(n.partitions))}{reason}")
+    if free:
+        typer.echo("(SLURM nodes with room by what the scheduler has allocated: submit with sbatch)")
 
 
 def command(
@@ -45,12 +86,19 @@ def command(
         raise NotifydError(f"--mem: {mem!r} is not {exc} (for example: --mem 20G)",
                            ExitStatus.USAGE) from None
     nodes = sorted(load_nodes(node), key=lambda n: n.host)
+    slurm = sorted(load_slurm_nodes(node), key=lambda n: n.name)
     if free:
         nodes = [n for n in nodes if not n.stale and n.free_cores >= cpus and n.mem_free >= need_mem]
         nodes.sort(key=lambda n: (-n.free_cores, -n.mem_free))
+        slurm = [n for n in slurm if _slurm_room(n)[0] >= max(cpus, 1) and
+                 _slurm_room(n)[1] * 2**20 >= need_mem]
+        slurm.sort(key=lambda n: tuple(-x for x in _slurm_room(n)))
     if as_json:
-        typer.echo(json.dumps([_as_json(n) for n in nodes], indent=1))
-        return 0 if nodes or not free else 1
+        typer.echo(json.dumps([*map(_as_json, nodes), *map(_slurm_json, slurm)], indent=1))
+        return 0 if nodes or slurm or not free else 1
+    if not nodes and slurm:
+        _print_slurm(slurm, free)
+        return 0
     if not nodes:
         if free:
             typer.echo(f"no fresh node has {cpus:g} free cores and {human_bytes(need_mem)} "
@@ -66,6 +114,9 @@ def command(
         for n in nodes:
             typer.echo(f"{printable(n.host):<{w}} {n.free_cores:>10.1f} "
                        f"{human_bytes(n.mem_free):>9}  {n.state:<6} {human_age(n.age)}")
+        if slurm:
+            typer.echo("")
+            _print_slurm(slurm, free=True)
         return 0
     typer.echo(f"{'NODE':<{w}} {'STATE':<6} {'LOAD/CORES':>10} {'MEM USED/TOTAL':>15} {'GPU':>4}  "
                f"{'TOP USERS':<20} AGE")
@@ -78,4 +129,7 @@ def command(
         load = f"{n.data['load'][0]:>5.1f}/{n.cores:<4}"
         typer.echo(f"{printable(n.host):<{w}} {state} {load} {mem_text:>15} "
                    f"{gpu_text:>4}  {users[:20]:<20} {human_age(n.age)}")
+    if slurm:
+        typer.echo("")
+        _print_slurm(slurm, free=False)
     return 0

@@ -67,19 +67,41 @@ def gather() -> dict[str, Any]:
 
 
 def _slurm_report(saved: state.State, watcher: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What the SLURM source last did, from its cursor in the state (None if it never ran)."""
+    """What the SLURM source last did, from its cursor in the state (None if it never ran).
+
+    The cursor is the source's own JSON: a value of the wrong type (a state
+    file edited by hand) is left out, never a traceback.
+    """
     cur = saved.cursors.get("slurm") or {}
-    if not cur.get("last_poll"):
+    last = _time(cur.get("last_poll"))
+    if last is None:
         return None
-    last = float(cur["last_poll"])
-    interval = float(cur.get("interval") or 60)
+    interval = _time(cur.get("interval")) or 60.0
+    gap = cur.get("gap")
+    calls = cur.get("calls")
     return {
         "active": time.time() - last < 3 * interval + 30, "host": (watcher or {}).get("host"),
-        "interval": interval, "last_poll": last, "last_ok": cur.get("last_ok"),
-        "accounting": cur.get("accounting"), "min_job_age": cur.get("min_job_age"),
-        "cluster": cur.get("cluster"), "error": cur.get("error"), "gap": cur.get("gap"),
-        "calls": cur.get("calls") or {}, "held": len(cur.get("held") or {}),
+        "interval": interval, "last_poll": last, "last_ok": _time(cur.get("last_ok")),
+        "accounting": cur.get("accounting") if cur.get("accounting") in (True, False) else None,
+        "min_job_age": _time(cur.get("min_job_age")), "cluster": _text(cur.get("cluster")),
+        "error": _text(cur.get("error")),
+        "gap": list(map(_time, gap)) if isinstance(gap, list) and len(gap) == 2
+        and all(_time(t) for t in gap) else None,
+        "calls": {str(k): v for k, v in calls.items() if isinstance(v, int)} if isinstance(calls, dict)
+        else {},
+        "held": len(cur.get("held") or {}) if isinstance(cur.get("held"), dict) else 0,
     }
+
+
+def _time(value: object) -> float | None:
+    """A positive number of seconds a calendar holds, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 < value < 2**33 else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _url_report(target: sender.Target, saved: state.State) -> dict[str, Any]:

@@ -38,6 +38,7 @@ import copy
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,10 @@ DEFAULT_MIN_JOB_AGE = 300.0  # SLURM's own default, until the config says
 HOLD_FOR = 300.0  # a pingch finish waits this long at most for its job's end from the scheduler
 TAIL_MAX = 50
 FLOOR = 1.0  # never poll more often than this, whatever the config or MinJobAge say
+# After a pingch finish from inside a SLURM job: ask soon, then 1, 2, 4... s later, so
+# the one message (pingch's and the scheduler's word) goes out about a second after
+# the job ends, not up to an interval later; a few calls per burst, never one per job.
+HURRY_FIRST = 0.5
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,10 @@ class SlurmSource:
     kind = "slurm"
     owns_liveness = True  # the scheduler tells its jobs' ends: lost.py keeps away
 
-    def __init__(self, settings: Settings, host: str, user: str) -> None:
+    def __init__(self, settings: Settings, host: str, user: str,
+                 wake: Callable[[], None] | None = None) -> None:
         self.key = KEY
+        self._wake = wake  # the loop's wake-up: a finished poll is taken at once, not a round later
         self.settings = settings
         self.host = host
         self.user = user
@@ -115,6 +122,7 @@ class SlurmSource:
         self._done: Snapshot | None = None
         self._next = 0.0
         self._failures = 0
+        self._hurry = 0.0  # the next wait while held finishes wait for their ends (0: none)
 
     # -- the seam --------------------------------------------------------------------------------
     def due(self, now: float, /) -> bool:
@@ -137,6 +145,13 @@ class SlurmSource:
             return Polled(release_held(cur, now), cur)
         return Pass(self, done, cur, now).run()
 
+    def hurry(self, now: float) -> None:
+        """A pingch finish waits for its job's end from the scheduler: poll soon (intake calls this)."""
+        with self._lock:
+            if not self._hurry:
+                self._hurry = HURRY_FIRST
+                self._next = min(self._next, now + HURRY_FIRST)
+
     def settle(self, timeout: float) -> bool:
         """Wait (tests, stop) until no poll is in flight."""
         deadline = time.monotonic() + timeout
@@ -158,6 +173,8 @@ class SlurmSource:
             snap.queue = None
         with self._lock:
             self._done, self._busy = snap, False
+        if self._wake is not None:
+            self._wake()
 
     def _gather(self, snap: Snapshot, ask: Ask) -> None:
         accounting, min_age = ask.accounting, ask.min_age
@@ -221,8 +238,13 @@ class SlurmSource:
                            max(float(cur.get("interval") or 0) * 2, self.ceiling(cur, idle=False)))
         cur["interval"] = round(interval, 1)
         with self._lock:
-            self._next = now + interval
-        return float(interval)
+            if self._hurry and cur.get("held") and not failed:
+                self._hurry = max(FLOOR, self._hurry * 2) if self._hurry < interval else 0.0
+                wait = min(interval, self._hurry or interval)
+            else:
+                self._hurry, wait = 0.0, interval
+            self._next = now + wait
+        return float(wait)
 
 
 class Pass:
