@@ -173,6 +173,9 @@ class OutboxEntry:
     jobs: list[str] = field(default_factory=list)  # every job it covers
     info: dict[str, Any] | None = None  # the job summary the inbox keeps (notify/inbox.py)
     attach: str = ""
+    # Target key -> this entry's own backoff, after it failed there while
+    # the URL's other messages may still go through (watcher/delivery.py).
+    retry: dict[str, Backoff] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "job": self.job, "jobs": self.jobs, "title": self.title,
@@ -182,6 +185,8 @@ class OutboxEntry:
             data["info"] = self.info
         if self.attach:
             data["attach"] = self.attach
+        if self.retry:
+            data["retry"] = {k: v.to_json() for k, v in self.retry.items()}
         return data
 
     @classmethod
@@ -190,11 +195,13 @@ class OutboxEntry:
         info = d.get("info")
         if info is not None and not isinstance(info, dict):
             raise StateFileError(f"{_where(what, 'info')} is not a JSON object")
+        retry = {str(k): Backoff.from_json(v, f"{what}: retry for {k!r}")
+                 for k, v in mapping(d.get("retry") or {}, f"{what}: retry").items()}
         return cls(id=text(d, "id", what), title=text(d, "title", what, default=""),
                    body=text(d, "body", what, default=""), severity=text(d, "kind", what, default="info"),
                    created=number(d, "created", what, default=0.0), targets=strings(d, "targets", what),
                    job=text(d, "job", what, default=""), jobs=strings(d, "jobs", what), info=info,
-                   attach=text(d, "attach", what, default=""))
+                   attach=text(d, "attach", what, default=""), retry=retry)
 
     def covers(self) -> list[str]:
         """The jobs this entry tells of: its one job, or a digest's or group's many."""
@@ -354,5 +361,14 @@ class Stats:
     def from_json(cls, data: Any, what: str = "the counters") -> Stats:
         d = mapping(data or {}, what)
         last = d.get("last_event") or {}
+        # What `notifyd status --json` prints as it is: only plain values, so the
+        # output stays JSON (no NaN, no Infinity) and a float() of it works.
+        shown = {str(k): v for k, v in last.items() if _plain(v)} if isinstance(last, dict) else {}
         return cls(integer(d, "events", what, default=0), integer(d, "malformed", what, default=0),
-                   integer(d, "delivered", what, default=0), last if isinstance(last, dict) else {})
+                   integer(d, "delivered", what, default=0), shown)
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    return isinstance(value, (int, float)) and -NUMBER_MAX <= value <= NUMBER_MAX

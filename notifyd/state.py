@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -157,6 +157,7 @@ class State:
         for entry in self.outbox:
             if entry.id == entry_id and key in entry.targets:
                 entry.targets.remove(key)
+                entry.retry.pop(key, None)
         self.outbox = [e for e in self.outbox if e.targets]
 
 
@@ -183,15 +184,32 @@ def read(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def load(path: Path, journal_dir: Path) -> State:
-    """Load the state and apply every host's delivery journal on top of it."""
+def journals(journal_dir: Path, hosts: Iterable[str] = ()) -> list[Path]:
+    """Every host's journal: those listed, and those of `hosts` by name.
+
+    A directory listing on NFS (acdirmax) or sshfs (its 20 s cache) may not
+    show a file another host made a moment ago, and a journal missed after a
+    takeover would repeat what its host delivered since its last save; so
+    the hosts known to have held the lease are opened by name, not found.
+    """
+    listed = set(journal_dir.glob("*.log")) if journal_dir.is_dir() else set()
+    named = {journal_dir / f"{host}.log" for host in hosts if host}
+    return sorted(p for p in listed | named if p in listed or p.exists())
+
+
+def load(path: Path, journal_dir: Path, hosts: Iterable[str] = ()) -> State:
+    """Load the state and apply every host's delivery journal on top of it (see journals())."""
     data = read(path)
     try:
         state = State() if data is None else State.from_json(data)
     except StateFileError as exc:
         raise StateFileError(f"{path}: {exc}") from None
-    for journal in sorted(journal_dir.glob("*.log")) if journal_dir.is_dir() else []:
-        for line in journal.read_bytes().decode("utf-8", "replace").splitlines():
+    for journal in journals(journal_dir, hosts):
+        try:
+            raw = journal.read_bytes()
+        except FileNotFoundError:
+            continue  # emptied and gone between the listing and the read
+        for line in raw.decode("utf-8", "replace").splitlines():
             entry_id, _, key = line.rpartition(" ")
             if entry_id:
                 state.mark_delivered(entry_id, key)
@@ -199,7 +217,7 @@ def load(path: Path, journal_dir: Path) -> State:
     return state
 
 
-def save(state: State, path: Path, journal_dir: Path) -> None:
+def save(state: State, path: Path, journal_dir: Path, hosts: Iterable[str] = ()) -> None:
     """Write the whole state atomically, then empty the journals it now contains.
 
     Only the watcher calls this, and only through its fenced save (it checks
@@ -209,8 +227,11 @@ def save(state: State, path: Path, journal_dir: Path) -> None:
     now = time.time()
     fsutil.atomic_write(path, json.dumps(state.to_json(now), separators=(",", ":")).encode(), tmp)
     state.saved_at = now
-    for journal in journal_dir.glob("*.log") if journal_dir.is_dir() else []:
-        os.truncate(journal, 0)
+    for journal in journals(journal_dir, hosts):
+        try:
+            os.truncate(journal, 0)
+        except FileNotFoundError:
+            pass
 
 
 class Journal:
@@ -228,3 +249,8 @@ class Journal:
     def clear(self) -> None:
         """After a save: what the journal held is in the state file now."""
         self.lines = 0
+
+    def create(self) -> None:
+        """Make the (empty) file now, so a later holder finds it by name whatever its listing says."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(fd)

@@ -22,6 +22,14 @@ from harness import (
     serve_receiver,
     write_crontab,
 )
+from hypothesis import settings
+
+# tests/fuzz/ (its hostile.py says more): "ci" draws the same cases on every run;
+# HYPOTHESIS_PROFILE=long draws twenty times as many, new ones each run. No
+# example database: a failure prints the blob that replays it.
+settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
+settings.register_profile("long", max_examples=2000, deadline=None, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

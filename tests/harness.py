@@ -6,15 +6,19 @@ through json://. Nothing leaves the loopback interface. The fixtures that
 hand these to tests are in conftest.py; `new_home()` and `serve_receiver()`
 work at any fixture scope and in bench/, which imports this module.
 Standard library only (bench/ runs with any python3); psutil is imported
-only by Home.watcher_pids, pytest only by tests/needs.py.
+only by Home.watcher_pids, pytest only by tests/needs.py, notifyd only by
+the chaos helpers at the end, when they are called.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -124,13 +128,17 @@ def new_home(root: Path, host: str = "") -> Home:
 
 @dataclass
 class Receiver:
-    """A local webhook: records every POST (with its arrival time); answers `status` (default 200)."""
+    """A local webhook: records every POST (with its arrival time); answers `status` (default 200),
+    or as `answer` says."""
 
     port: int = 0
     posts: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     delay: float = 0.0  # seconds before answering, to make deliveries slow
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # A script instead of `status` and `delay`: called with each post (path,
+    # json, client, arrived...) before it is answered, it says how (Answer).
+    answer: Callable[[dict[str, Any]], Answer] | None = None
 
     @property
     def url(self) -> str:
@@ -170,12 +178,34 @@ def serve_receiver() -> Iterator[Receiver]:
                 body = json.loads(raw)
             except ValueError:
                 body = None
+            if rec.answer is not None:
+                self._scripted(rec.answer, {"path": self.path, "json": body, "raw": raw,
+                                            "headers": dict(self.headers), "arrived": arrived,
+                                            "client": self.client_address})
+                return
             time.sleep(rec.delay)
             with rec.lock:
                 status = rec.status
                 rec.posts.append({"path": self.path, "status": status, "json": body, "raw": raw,
                                   "headers": dict(self.headers), "arrived": arrived})
             self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _scripted(self, script: Callable[[dict[str, Any]], Answer], post: dict[str, Any]) -> None:
+            how = script(post)
+            gone = _client_gone(self.connection, HANG_FOR if how.hang else how.after)
+            # What the receiver did, in nginx's words when it did not answer:
+            # 499 the client closed the request first, 444 closed without an answer.
+            status = 499 if gone else 444 if how.hang else how.status
+            with rec.lock:
+                rec.posts.append({**post, "status": status, "answered": time.time()})
+            if gone or how.hang:
+                self.close_connection = True
+                return
+            self.send_response(how.status)
+            if how.retry_after is not None:
+                self.send_header("Retry-After", str(how.retry_after))
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -311,3 +341,132 @@ def lease_holder(home: Home) -> int:
                     continue
                 return pid
     return 0
+
+
+# -- a scripted receiver (tests/e2e/test_chaos.py) ---------------------------------------------
+
+HANG_FOR = 120.0  # the longest a hanging answer waits for the client to give up
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a scripted Receiver (Receiver.answer) answers one post."""
+
+    status: int = 200
+    after: float = 0.0  # seconds before answering; a client that gives up first is recorded as 499
+    hang: bool = False  # accept and never answer: hold the connection until the client gives up
+    retry_after: int | None = None  # a Retry-After header, in seconds
+
+
+def _client_gone(sock: socket.socket, seconds: float) -> bool:
+    """Wait up to `seconds`; True as soon as the client closes its end (it gave up waiting)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        readable, _, _ = select.select([sock], [], [], left)
+        if not readable:
+            return False
+        try:
+            if sock.recv(1, socket.MSG_PEEK) == b"":
+                return True
+        except OSError:
+            return True
+        time.sleep(min(left, 0.05))  # bytes to read, not an end: the client is still there
+
+
+# -- jobs written as pingch writes them, the lease, a full disk (tests/e2e/test_chaos.py) -------
+
+
+def job_events(home: Home, title: str, start: float, end: float, code: int = 0,
+               **fields: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A job's start and finish events as pingch writes them (docs/EVENTS.md), for a job never run."""
+    from notifyd.spool import events
+
+    pid = 100000 + uuid.uuid4().int % 800000
+    base: dict[str, Any] = {
+        "v": events.SCHEMA_VERSION, "ev": "start", "job": events.new_job_id(home.host, pid),
+        "user": home.env["USER"], "host": home.host, "pid": pid, "title": title, "cmd": "true",
+        "cwd": str(home.root), "start": events.iso_time(start), "start_ts": round(start, 3),
+        "ts": round(start, 3), **fields}
+    finish = {**base, "ev": "finish", "ts": round(end, 3), "end": events.iso_time(end),
+              "duration": round(end - start, 3), "exit": code, "signal": None, "maxrss_kb": 2048,
+              "cpu_s": 0.0}
+    return base, finish
+
+
+def write_event(home: Home, ev: dict[str, Any]) -> bytes:
+    """Append one event to the home's spool as pingch does (notifyd's encoder, one write()); its line."""
+    from notifyd import fsutil, paths
+    from notifyd.spool import events
+
+    line = events.encode(ev)
+    paths.ensure_private_dir(home.spool.parent, home.state_dir)
+    fsutil.append_line(home.spool, line)
+    return line
+
+
+def lease_now(home: Home) -> tuple[int, str, int] | None:
+    """(generation, host, pid) of the newest lease file as this host sees it; None if there is none."""
+    from notifyd.watcher import lease
+
+    info = lease.current(str(home.state_dir / "lease"))
+    return None if info is None else (info.gen, info.host, info.pid)
+
+
+def lease_free_for(home: Home) -> bool:
+    """Would a watcher started on this host take the lease now? (The check `notifyd ensure` makes.)"""
+    from notifyd import fsutil
+    from notifyd.watcher import lease
+
+    lease_dir = str(home.state_dir / "lease")
+    info = lease.current(lease_dir)
+    return info is None or lease.is_stale(info, home.host, fsutil.server_now(lease_dir, home.host))
+
+
+def start_watch(home: Home, log: Path, timeout: float = 20.0) -> subprocess.Popen[bytes]:
+    """`notifyd watch` for this home, its output appended to `log`; returns once it holds the lease."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([NOTIFYD, "watch"], env=home.env, stdout=out, stderr=subprocess.STDOUT)
+
+    def holds() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"watcher on {home.host} exited with {proc.returncode}: "
+                                 f"{log.read_text(errors='replace')[-2000:]}")
+        found = lease_now(home)
+        return found is not None and found[2] == proc.pid
+
+    wait_until(holds, timeout, f"the watcher on {home.host} to take the lease")
+    return proc
+
+
+@contextmanager
+def tmpfs(mountpoint: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (mount's units: 2m) at `mountpoint` until the block ends; needs root.
+
+    Raises PermissionError with mount's words when mounting is not permitted.
+    """
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mountpoint)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise PermissionError(f"mount -t tmpfs at {mountpoint}: {p.stderr.strip() or p.returncode}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True, check=False)
+
+
+def fill_up(directory: Path) -> Path:
+    """Fill the filesystem holding `directory` with one file until not one byte more fits; that file."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for block in (1 << 16, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler

@@ -142,6 +142,12 @@ def _problem(data: Any) -> str | None:
     for name, user in data["users"].items():
         if not isinstance(user, dict) or not _in_range(user.get("cpu", 0)):
             return f"user entry {name!r} is malformed"
+    # Every pid with its start time, which watcher/lost.py looks a running job up in.
+    pids = data.get("pids", [])
+    if not isinstance(pids, list) or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and _in_range(p[0])
+            and _in_range(p[1]) for p in pids):
+        return "field 'pids' is not a list of [pid, start time] pairs"
     gpus = data.get("gpus", [])
     if not isinstance(gpus, list) or not all(
             isinstance(g, dict) and _in_range(g.get("util", 0)) and isinstance(g.get("procs", []), list)
@@ -211,7 +217,10 @@ def load(directory: Path, stale_after: float, host: str) -> tuple[list[Node], li
                          f"{MAX_TOTAL_BYTES // 2**20} MiB in all")
             continue
         data, mtime, why = read_one(path)
-        total += path.lstat().st_size if data is not None else 0
+        try:
+            total += path.lstat().st_size if data is not None else 0
+        except OSError:
+            pass  # removed since it was read: what was read still counts as read
         if data is None:
             notes.append(f"skipped {path}: {why}")
             continue

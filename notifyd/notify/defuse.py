@@ -28,12 +28,16 @@ ZWSP = "\u200b"  # zero-width space: breaks a mention without changing what peop
 _MENTION = re.compile(r"@(?=everyone|here|room|[!&]?\d|[\w.=/+-]+:[\w-])", re.IGNORECASE)
 # <@123>, <@!123>, <@&role>, <#channel>, <:emoji:1>, Slack's <!here>, </slash:1>,
 # and any HTML tag or comment: Matrix gets the markdown as HTML, raw tags included.
-_TAG = re.compile(r"<(?=[@#!&:/?A-Za-z])")
+# A "<" ending a field is broken too: our own text may put a ":" after it.
+_TAG = re.compile(r"<(?=[@#!&:/?A-Za-z]|$)")
 # "[words](url)", "[words][ref]" and "[ref]: url" all need "]" right before
-# "(", "[" or ":"; with a ZWSP between them they are plain brackets.
-_LINK = re.compile(r"\](?=[(\[:])")
+# "(", "[" or ":"; with a ZWSP between them they are plain brackets. A "]"
+# ending a field gets one too, for the same reason.
+_LINK = re.compile(r"\](?=[(\[:]|$)")
 _SPOILER = re.compile(r"\|(?=\|)")  # Discord's ||hidden text||
-_ENTITY = re.compile(r"&(?=#?\w+;)")  # &#64;everyone would render as @everyone in Matrix HTML
+# &#64;everyone would render as @everyone in Matrix HTML; "&#64" at the end of a
+# field is one too when our own text puts a ";" after it.
+_ENTITY = re.compile(r"&(?=#?\w+(?:;|$))")
 _BACKTICKS = re.compile(r"`(?=`)")  # no run of two or more: nothing can open or close a fence
 # A line starting with these would be a heading, quote, list, rule or fence of
 # its own (or, for "=" and "-", turn the line above into a heading).

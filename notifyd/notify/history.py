@@ -22,7 +22,8 @@ from notifyd.notify.inbox import LOST_SUFFIX, is_job_record
 from notifyd.notify.outcome import BAD, exit_words
 from notifyd.notify.targets import INBOX_KEY
 from notifyd.paths import Paths
-from notifyd.records import LostJob, OutboxEntry, RunningJob
+from notifyd.records import NUMBER_MAX, LostJob, OutboxEntry, RunningJob
+from notifyd.spool.events import TIME_MAX
 
 # A lost job that later finishes has a ":lost" and a ":finish" record: the finish wins.
 _FAILED = BAD
@@ -80,14 +81,24 @@ class Jobs:
 # --------------------------------------------------------------------------- small readers
 
 
+# The inbox and the state's batches hold what jobs claimed: a number no float
+# holds (a 401-digit int), NaN, or a time no calendar shows is no number here.
 def _num(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -NUMBER_MAX <= value <= NUMBER_MAX:
+        return float(value)  # NaN fails the comparison
     return None
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and -NUMBER_MAX <= value <= NUMBER_MAX:
+        return value
+    return None
+
+
+def _when(value: Any) -> float | None:
+    """A time `notifyd jobs` can show as a date, else None."""
+    number = _num(value)
+    return number if number is not None and 0 <= number <= TIME_MAX else None
 
 
 def _text(value: Any) -> str:
@@ -172,12 +183,12 @@ def _outcome(exit_code: int | None, sig: int | None, outcome: str) -> tuple[str,
 
 def _from_record(record: dict[str, Any], deliveries: Deliveries) -> Finished:
     job = _text(record.get("job"))
-    time_ = _num(record.get("time")) or 0.0
+    time_ = _when(record.get("time")) or 0.0
     info = record.get("info")
     if isinstance(info, dict):
         exit_code, sig = _int(info.get("exit")), _int(info.get("signal"))
         outcome, words = _outcome(exit_code, sig, _text(info.get("outcome")))
-        start, end = _num(info.get("start_ts")), _num(info.get("end_ts")) or time_
+        start, end = _num(info.get("start_ts")), _when(info.get("end_ts")) or time_
         duration = _num(info.get("duration"))
         if duration is None and start is not None and outcome != "lost":
             duration = max(0.0, end - start)
@@ -206,7 +217,7 @@ def _from_event(ev: dict[str, Any], deliveries: Deliveries) -> Finished:
     job = _text(ev.get("job"))
     exit_code, sig = _int(ev.get("exit")), _int(ev.get("signal"))
     outcome, words = _outcome(exit_code, sig, "lost" if ev.get("lost") else "")
-    start, end = _num(ev.get("start_ts")), _num(ev.get("ts")) or 0.0
+    start, end = _num(ev.get("start_ts")), _when(ev.get("ts")) or 0.0
     duration = _num(ev.get("duration"))
     if duration is None and start is not None:
         duration = max(0.0, end - start)
@@ -226,7 +237,7 @@ def _from_lost(job: str, lost: LostJob, deliveries: Deliveries) -> Finished:
         job=job, title=info.title or info.cmd or "", host=info.host or host_of_job(job), pid=info.pid,
         group=info.group or "", outcome="lost", outcome_text="lost", exit=None,
         signal=None, duration=None, maxrss_kb=None, start_ts=info.start_ts,
-        end_ts=lost.at, delivery=deliveries.of(job, False),
+        end_ts=_when(lost.at) or 0.0, delivery=deliveries.of(job, False),
     )
 
 

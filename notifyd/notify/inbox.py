@@ -30,6 +30,7 @@ from typing import IO, Any
 from notifyd import fsutil
 from notifyd.notify.outcome import BAD as BAD_OUTCOMES
 from notifyd.notify.outcome import Outcome
+from notifyd.spool.events import TIME_MAX
 
 FINISH_SUFFIX = ":finish"
 LOST_SUFFIX = ":lost"  # a lost job that later finishes has both records: the finish wins
@@ -74,14 +75,12 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "id" in record else None
 
 
-def _time(record: dict[str, Any]) -> float:
+def record_time(record: dict[str, Any]) -> float:
+    """A record's "time"; 0 for one that is not a time a calendar shows (1e308, a word, NaN)."""
     value = record.get("time", 0)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= TIME_MAX:
         return 0.0
-    try:
-        return float(value)
-    except OverflowError:
-        return 0.0
+    return float(value)
 
 
 def _records(f: IO[bytes]) -> Iterator[dict[str, Any]]:
@@ -128,7 +127,7 @@ def read(inbox_dir: Path, last: int | None = None) -> list[dict[str, Any]]:
             found = _records(f) if last is None else _last_records(f, last)
             for record in found:
                 records.setdefault(str(record["id"]), record)
-    ordered = sorted(records.values(), key=_time)
+    ordered = sorted(records.values(), key=record_time)
     return ordered if last is None else ordered[-last:]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from notifyd.notify import defuse
 from notifyd.notify.outcome import Outcome, exit_words, succeeded
+from notifyd.records import NUMBER_MAX
 from notifyd.text import human_duration, human_kib, short_duration
 
 # Apprise joins title and body with "\r\n" where a service has one text field
@@ -63,24 +64,36 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _localtime(ts: float) -> time.struct_time | None:
+    """The local time of `ts`; None for one the platform cannot show (1e308, the year 10000)."""
+    try:
+        return time.localtime(ts)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def _local(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    lt = _localtime(ts)
+    return time.strftime("%Y-%m-%d %H:%M:%S", lt) if lt else f"at Unix time {ts:.6g} (not a date)"
 
 
 def _span(start: float | None, end: float) -> str:
-    offset = time.strftime("%z", time.localtime(end))
-    tz = f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else offset
+    lt_end = _localtime(end)
+    offset = time.strftime("%z", lt_end) if lt_end else ""
+    tz = f" ({offset[:3]}:{offset[3:]})" if len(offset) == 5 else f" ({offset})" if offset else ""
     if start is None:
-        return f"ended {_local(end)} ({tz})"
-    same_day = time.localtime(start)[:3] == time.localtime(end)[:3]
-    end_text = time.strftime("%H:%M:%S", time.localtime(end)) if same_day else _local(end)
-    return f"{_local(start)} → {end_text} ({tz})"
+        return f"ended {_local(end)}{tz}"
+    lt_start = _localtime(start)
+    same_day = lt_start is not None and lt_end is not None and lt_start[:3] == lt_end[:3]
+    end_text = time.strftime("%H:%M:%S", lt_end) if same_day and lt_end else _local(end)
+    return f"{_local(start)} → {end_text}{tz}"
 
 
 def _number(ev: dict[str, Any], key: str) -> float | None:
+    """A finite number within ±NUMBER_MAX, else None: job text is never trusted to be one."""
     value = ev.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -NUMBER_MAX <= value <= NUMBER_MAX:
+        return float(value)  # NaN fails the comparison
     return None
 
 
@@ -100,7 +113,7 @@ def _title(ev: dict[str, Any]) -> str:
 
 def _cores(ev: dict[str, Any]) -> int | None:
     cores = ev.get("cores")
-    if isinstance(cores, int) and not isinstance(cores, bool) and cores > 0:
+    if isinstance(cores, int) and not isinstance(cores, bool) and 0 < cores <= NUMBER_MAX:
         return cores
     return None
 
@@ -149,7 +162,7 @@ def _where(ev: dict[str, Any]) -> list[str]:
 
 
 def _host_line(ev: dict[str, Any], host: str, when: str) -> str:
-    facts = [host, f"pid {ev.get('pid')}"]
+    facts = [host, f"pid {defuse.line(ev.get('pid'))}"]
     if ev.get("group"):
         facts.append(f"group {defuse.line(ev['group'])}")
     facts.append(when)
@@ -364,12 +377,11 @@ def group_done(name: str, jobs: Sequence[dict[str, Any]], limit: int) -> Message
     `jobs`: dicts with title, host, outcome ("ok", "failed", "lost" or "unknown"),
     duration (seconds or None), exit and signal.
     """
-    states = [str(j.get("outcome")) if j.get("outcome") in _ORDER else "unknown" for j in jobs]
+    states = [o if isinstance(o := j.get("outcome"), str) and o in _ORDER else "unknown" for j in jobs]
     n = {s: states.count(s) for s in _ORDER}
     head = (f"📦 group {defuse.line(name)} done: {_plural(len(jobs), 'job')}: "
             f"{_counts(n['ok'], n['failed'], n['lost'], n['unknown'])}")
-    durations = [(float(d), j) for j in jobs
-                 if isinstance(d := j.get("duration"), (int, float)) and not isinstance(d, bool)]
+    durations = [(d, j) for j in jobs if (d := _number(j, "duration")) is not None]
     facts = []
     if durations:
         facts.append(f"total run time {human_duration(sum(d for d, _j in durations))}")

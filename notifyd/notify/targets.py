@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import stat
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -210,32 +213,59 @@ class InboxTarget(Target):
 
 
 class _Capture(logging.Handler):
-    """Collects what Apprise logs during one send: that is what the server answered."""
+    """Collects what Apprise logs during a send, that is what the server answered, per thread.
+
+    Each URL sends on a thread of its own (watcher/delivery.py), and Apprise
+    logs on the sending thread: a thread's buffer holds only its own send's
+    records. Installed once; the logger stays at DEBUG for it (what does not
+    belong to a send in progress is dropped at once).
+    """
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
+        self.local = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
+        messages: list[str] | None = getattr(self.local, "messages", None)
+        if messages is None:
+            return
         text = record.getMessage()
         # Apprise's email plugin logs only "Connection error" as a warning;
         # the server's answer (a refused login: "(535, b'...')") is at debug.
         if record.levelno >= logging.WARNING or text.startswith("Socket Exception:"):
-            self.messages.append(text)
+            messages.append(text)
+
+
+_CAPTURE = _Capture()
+_CAPTURE_LOCK = threading.Lock()
 
 
 @contextmanager
-def _captured() -> Iterator[_Capture]:
+def _captured() -> Iterator[list[str]]:
     logger = logging.getLogger("apprise")
-    handler = _Capture()
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
+    with _CAPTURE_LOCK:
+        if _CAPTURE not in logger.handlers:
+            logger.addHandler(_CAPTURE)
+            logger.setLevel(logging.DEBUG)
+    messages: list[str] = []
+    _CAPTURE.local.messages = messages
     try:
-        yield handler
+        yield messages
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+        _CAPTURE.local.messages = None
+
+
+def attachment_problem(path: str) -> str:
+    """Why `path` cannot be attached now ('' if it can): gone since the job, or on another node's disk."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return f"{exc.strerror or exc} (here, on the watcher's host)"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "not readable by you"
+    return ""
 
 
 class AppriseTarget(Target):
@@ -269,7 +299,13 @@ class AppriseTarget(Target):
         body = entry.body
         attach = None
         if entry.attach:
-            if getattr(self.plugin, "attachment_support", False):
+            # A file that cannot be read here would fail the whole message
+            # (Apprise: "Could not access attachment"): the message goes
+            # without it and says so.
+            problem = attachment_problem(entry.attach)
+            if problem:
+                body += "\n" + message.attach_note(entry.attach, problem)
+            elif getattr(self.plugin, "attachment_support", False):
                 attach = apprise.AppriseAttachment(entry.attach)
             else:
                 body += "\n" + message.attach_note(entry.attach, "this service takes none")
@@ -277,7 +313,7 @@ class AppriseTarget(Target):
         body = fitted.body
         if "matrix" in apprise_urls.protocols(self.plugin):
             body = hard_breaks(body)
-        with _captured() as capture:
+        with _captured() as messages:
             try:
                 ok = bool(self.plugin.notify(
                     body=body, title=fitted.title,
@@ -289,8 +325,8 @@ class AppriseTarget(Target):
                 return Sent(False, self.scrub(f"{type(exc).__name__}: {exc}"))
         if ok:
             return Sent(True)
-        detail = self.scrub("; ".join(capture.messages[-2:])) or "the service did not accept it"
-        return Sent(False, detail, answered(capture.messages))
+        detail = self.scrub("; ".join(messages[-2:])) or "the service did not accept it"
+        return Sent(False, detail, answered(messages))
 
 
 def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:

@@ -39,6 +39,25 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
     "pid": int,
     "ts": (int, float),
 }
+# The optional fields of docs/EVENTS.md with their types: one present (and not
+# null) must have it, or the line is skipped. A wrong type here would break
+# the watcher far from the spool (a group that is a list, a title that is a
+# number saved into the state and refused when it is loaded again).
+OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(("user", "title", "cmd", "cwd", "start", "group", "notify", "log", "end", "error",
+                     "tail", "tail_file", "attach", "attach_error"), str),
+    **dict.fromkeys(("watched", "hide_command", "detached", "exit_unknown", "unwatched", "oom"), bool),
+    **dict.fromkeys(("exit", "signal", "maxrss_kb", "maxrss_floor_kb", "mem_total_kb", "cores"), int),
+    **dict.fromkeys(("start_ts", "duration", "cpu_s"), (int, float)),
+}
+# Every number an event holds is within this of zero (records.NUMBER_MAX, not
+# imported: pingch must not load the watcher's records): a 401-digit int
+# passes json but overflows the first float() it meets.
+NUMBER_MAX = 2.0**62
+# Times (ts, start_ts) are Unix seconds from 1970 to 2242: ones past the year
+# 9999 make time.localtime() raise, and none of these came from a real clock.
+TIME_MAX = 2.0**33
+TIMES = ("ts", "start_ts")
 
 
 def iso_time(ts: float) -> str:
@@ -158,6 +177,13 @@ def decode(line: bytes) -> "dict[str, Any]":
         raise MalformedEvent(f"not JSON: {exc}") from None
     if not isinstance(ev, dict):
         raise MalformedEvent("not a JSON object")
+    _check_types(ev)
+    _check_values(ev)
+    return ev
+
+
+def _check_types(ev: "dict[str, Any]") -> None:
+    """Every documented field has its documented type; the kind and version are ones we read."""
     for key, kind in REQUIRED.items():
         value = ev.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -166,4 +192,30 @@ def decode(line: bytes) -> "dict[str, Any]":
         raise MalformedEvent(f"schema version {ev['v']} is newer than this notifyd reads")
     if ev["ev"] not in KINDS:
         raise MalformedEvent(f"unknown event kind {ev['ev']!r}")
-    return ev
+    for key, kind in OPTIONAL.items():
+        value = ev.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise MalformedEvent(f"field {key!r} is of the wrong type")
+
+
+def _check_values(ev: "dict[str, Any]") -> None:
+    """Numbers a float and a clock can hold, and a host that can name a file."""
+    for key in (*REQUIRED, *OPTIONAL):
+        value = ev.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+                -NUMBER_MAX <= value <= NUMBER_MAX):
+            raise MalformedEvent(f"field {key!r} is out of range")
+    for key in TIMES:
+        value = ev.get(key)
+        if value is not None and not 0 <= value <= TIME_MAX:
+            raise MalformedEvent(f"field {key!r} is not a time between 1970 and 2242")
+    if ev["pid"] < 0:
+        raise MalformedEvent("field 'pid' is negative")
+    if not ev["job"]:
+        raise MalformedEvent("field 'job' is empty")
+    host = ev["host"]
+    # The host names files (events/HOST.jsonl, alive/HOST): no path, no NUL.
+    if host in ("", ".", "..") or "/" in host or "\x00" in host:
+        raise MalformedEvent(f"field 'host' {host!r} is not a host name")

@@ -11,9 +11,13 @@ import re
 import time
 from dataclasses import dataclass
 
+from notifyd.spool.events import TIME_MAX
+
+# ASCII digits only: \d would take any script's digits, and int() of 5,000 of
+# them raises a ValueError of its own.
 _LINE = re.compile(
-    r"^(?P<pid>\d+)@(?P<host>[^\s:]+): (?P<kind>Started|Finished) \[(?P<arg>.*)\] "
-    r"(?P<when>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\s*$"
+    r"^(?P<pid>[0-9]{1,18})@(?P<host>[^\s:]+): (?P<kind>Started|Finished) \[(?P<arg>.*)\] "
+    r"(?P<when>[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2})\s*$"
 )
 
 
@@ -43,5 +47,7 @@ def parse(raw: bytes) -> LegacyLine:
         ts = time.mktime(time.strptime(match["when"], "%Y-%m-%d %H:%M:%S"))
     except (ValueError, OverflowError):
         raise ValueError(f"bad date {match['when']!r}") from None
+    if not 0 <= ts <= TIME_MAX:
+        raise ValueError(f"date {match['when']!r} is not between 1970 and 2242")  # as in events
     kind = "start" if match["kind"] == "Started" else "finish"
     return LegacyLine(kind, int(match["pid"]), match["host"], match["arg"], ts)

@@ -14,6 +14,10 @@ from notifyd.spool.events import MAX_LINE
 # Read at most this much of one file per poll, so a huge file cannot take the
 # watcher's memory; the rest comes on the next polls.
 MAX_READ = 4 * 1024 * 1024
+# And return at most this many lines (and oversized ones) per poll: 4 MiB of
+# two-byte lines would be 2 million of them, ~250 MB as Python objects and
+# half a minute of parsing and logging in one round.
+MAX_LINES = 10_000
 # Bytes at the start of a file that identify it: when they change, the file
 # was replaced (inode numbers are not stable on sshfs, so they are not used).
 HEAD = 64
@@ -32,9 +36,19 @@ class Cursor:
 
     @classmethod
     def from_json(cls, data: object) -> "Cursor":
+        """The saved cursor; a part that is not what to_json writes means reading from the top.
+
+        (A negative or non-integer offset would make every read of the file
+        fail, round after round; the finished-job ids keep a re-read quiet.)
+        """
         if not isinstance(data, dict):
             return cls()
-        return cls(int(data.get("offset", 0)), str(data.get("head", "")), bool(data.get("skipping")))
+        offset, head, skipping = data.get("offset", 0), data.get("head", ""), data.get("skipping")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            return cls()
+        if not isinstance(head, str) or len(head) > 2 * HEAD:
+            head = ""
+        return cls(offset, head, skipping is True)
 
 
 @dataclass
@@ -79,15 +93,21 @@ def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
     finally:
         os.close(fd)
 
+    _take_lines(data, cursor, chunk)
+    return chunk
+
+
+def _take_lines(data: bytes, cursor: Cursor, chunk: Chunk) -> None:
+    """Move the complete lines of `data` (read at `cursor.offset`) into `chunk`, advancing the cursor."""
     pos = 0
     if cursor.skipping:
         nl = data.find(b"\n")
         if nl < 0:
             cursor.offset += len(data)
-            return chunk
+            return
         pos = nl + 1
         cursor.skipping = False
-    while True:
+    while len(chunk.lines) + len(chunk.oversized) < MAX_LINES:
         nl = data.find(b"\n", pos)
         if nl < 0:
             break
@@ -97,6 +117,9 @@ def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
         elif line.strip():
             chunk.lines.append((cursor.offset + pos, line))
         pos = nl + 1
+    else:
+        cursor.offset += pos  # the rest of the lines: next poll
+        return
     rest = len(data) - pos
     if rest > MAX_LINE:
         # A partial line already longer than any event can be: drop it now,
@@ -105,4 +128,3 @@ def read_new(path: str, cursor: Cursor, follow_symlinks: bool = False) -> Chunk:
         cursor.skipping = True
         pos = len(data)
     cursor.offset += pos
-    return chunk

@@ -80,17 +80,19 @@ class Watcher:
         self.clock = clock or Clock(str(paths.lease_dir), host)
         self.state = state.State()
         self.journal = state.Journal(paths.journal_dir, host)
-        self.delivery = Delivery(self.journal, self.lease, self._save)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self.delivery = Delivery(self.journal, self.lease, self._save, wake=self._poke)
         self.targets: list[targets.Target] = targets_ or []
         self._given_targets = targets_ is not None
         self._given_sources = list(sources) if sources is not None else None
         self.stopping = False
         self._config_stamp = self._stamp()
-        self._wake_r, self._wake_w = os.pipe()
         self._fifo: int | None = None  # pingch on this host pokes it when a job ends
         self._wake_up = wake_up
         self.intake = Intake(paths, self.clock, self._given_sources)
         self._next_lost_check = 0.0
+        self._save_pending = False  # a save failed: the next round saves before it delivers
 
     # -- start and stop -------------------------------------------------------
     def _stamp(self) -> tuple[int, int] | None:
@@ -103,8 +105,14 @@ class Watcher:
     def _on_signal(self, _signum: int, _frame: object) -> None:
         self.stopping = True
 
+    def _poke(self) -> None:
+        """Wake the loop for a round now (a courier finished a send); from any thread."""
+        try:
+            os.write(self._wake_w, b"\0")
+        except OSError:
+            pass  # the pipe is full: a round is coming anyway
+
     def install_signals(self) -> None:
-        os.set_blocking(self._wake_w, False)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -118,6 +126,8 @@ class Watcher:
             holder = self.lease.acquire()
         finally:
             lease.clear_spawn_mark(str(self.paths.lease_dir), self.host)
+        if holder is None:
+            self.journal.create()
         return holder
 
     def start(self) -> None:
@@ -145,11 +155,23 @@ class Watcher:
             log.info("cannot make the wake-up FIFO %s here (sshfs cannot): jobs on this host "
                      "are found by polling alone", fifo)
 
+    def _journal_hosts(self) -> set[str]:
+        """The hosts whose journals must be read by name: the previous holder, every spool's host."""
+        took = self.lease.took_over_from
+        hosts = {self.host, *((took.host,) if took else ())}
+        try:
+            hosts.update(e.name[: -len(".jsonl")] for e in os.scandir(self.paths.events_dir)
+                         if e.name.endswith(".jsonl"))
+        except OSError:
+            pass
+        return hosts
+
     def _load_state(self) -> state.State:
         try:
-            loaded = state.load(self.paths.state_file, self.paths.journal_dir)
+            loaded = state.load(self.paths.state_file, self.paths.journal_dir, self._journal_hosts())
         except StateFileError as exc:
-            aside = self.paths.state_file.with_name(f"watcher-state.broken-{int(time.time())}.json")
+            aside = self.paths.state_file.with_name(
+                f"watcher-state.broken-{int(time.time())}-{os.getpid()}.json")
             os.replace(self.paths.state_file, aside)
             log.error("%s; moved it to %s and rebuilding from the inbox", exc, aside)
             return state.State()
@@ -201,6 +223,10 @@ class Watcher:
                         "sending or saving anything more", exc)
             return 0
         try:
+            # Sends in flight are let finish (a few seconds at most) so that
+            # what they delivered is recorded, not sent again by the next watcher.
+            self.delivery.settle(self.state, self.targets, self.config, self.clock.time())
+            self.delivery.close()
             self._save()
             self.lease.release()
         except lease.LeaseLost:
@@ -214,7 +240,9 @@ class Watcher:
         """One pass: read new events, save, judge lost jobs, flush, deliver, save what was delivered."""
         moment = Round(self.clock)
         self._maybe_reload_config()
-        if self.ingest(moment):
+        # A save that failed (a full disk) is tried again before anything is
+        # delivered: nothing may be sent that the state file does not hold.
+        if self.ingest(moment) or self._save_pending:
             self._save()
         if moment.tick >= self._next_lost_check:
             self._next_lost_check = moment.tick + min(LOST_CHECK_EVERY, self.config.lost_grace)
@@ -245,10 +273,12 @@ class Watcher:
 
     def _save(self) -> None:
         """Save the state, fenced: only while the lease is still ours (raises LeaseLost if not)."""
+        self._save_pending = True  # until the save below went through
         self.lease.check()
-        state.save(self.state, self.paths.state_file, self.paths.journal_dir)
+        state.save(self.state, self.paths.state_file, self.paths.journal_dir, self._journal_hosts())
         self.journal.clear()
         self.delivery.unsaved = False
+        self._save_pending = False
 
     # -- configuration --------------------------------------------------------
     def _maybe_reload_config(self) -> None:

@@ -19,6 +19,7 @@ judged here.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from notifyd.nodes.reader import Node
 from notifyd.paths import spool_name
 from notifyd.records import LostJob, RunningJob
 from notifyd.state import State
+from notifyd.text import human_duration
 
 # A job's start time (pingch's clock just before spawning) and its process's
 # start time (the kernel's, as psutil reports it) agree this closely.
@@ -45,7 +47,7 @@ def _mtime(path: str) -> float:
 
 def last_sign_of_life(host: str, events_dir: str, alive_dir: str, node: Node | None,
                       now: float) -> float:
-    """The server time of the newest trace the host left."""
+    """The server time of the newest trace the host left; 0 when it left none."""
     signs = [_mtime(os.path.join(events_dir, spool_name(host))),
              _mtime(os.path.join(alive_dir, host))]
     if node is not None:
@@ -81,8 +83,18 @@ def judge(job: RunningJob, node: Node | None, silent_for: float, missing_for: fl
             return "", True
         return "", False
     if silent_for >= silent_after:
-        return f"its host has been silent for {int(silent_for // 60)} min", False
+        return _silence(silent_for), False
     return "", False
+
+
+def _silence(seconds: float) -> str:
+    """How long the host has been silent, never "0 min" (host_silent_after may be seconds)."""
+    if not math.isfinite(seconds):
+        return ("its host has been silent for as long as notifyd can tell "
+                "(no snapshot, spool write or liveness mark from it)")
+    if seconds < 1:
+        return "its host has been silent for under a second"
+    return f"its host has been silent for {human_duration(seconds)}"
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,8 @@ def sweep(state: State, evidence: Evidence, *, grace: float,
             continue
         host = info.host or ""
         node = evidence.nodes.get(host)
-        silent = now - last_sign_of_life(host, evidence.events_dir, evidence.alive_dir, node, now)
+        last = last_sign_of_life(host, evidence.events_dir, evidence.alive_dir, node, now)
+        silent = now - last if last else math.inf
         since = state.missing_since.get(job)
         reason, missing = judge(info, node, silent, None if since is None else now - since,
                                 grace=grace, silent_after=silent_after)

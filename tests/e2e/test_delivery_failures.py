@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,5 +100,33 @@ def test_a_server_error_is_retried_until_it_works_and_delivered_once(home: Home,
         receiver.wait_for(1, timeout=20)
         time.sleep(1)
         assert len(receiver.bodies()) == 1
+    finally:
+        w.stop()
+
+
+def test_an_attachment_gone_before_the_send_goes_without_it_and_holds_nothing_back(
+        home: Home, receiver: Receiver, tmp_path: Path) -> None:
+    # The file exists when the job ends, as on node2, and is not there when
+    # the watcher sends, as on node5 (or deleted after the job).
+    plot = tmp_path / "plot.png"
+    plot.write_bytes(b"\x89PNG not really")
+    home.write_config(fast_config(receiver.url))
+    # No watcher yet: pingch's spawn is debounced for 15 s by a fresh mark.
+    lease_dir = home.state_dir / "lease"
+    lease_dir.mkdir(parents=True, mode=0o700)
+    (lease_dir / f"spawn.{home.host}").touch()
+    assert home.pingch("--attach", str(plot), "-t", "plotted", "true").returncode == 0
+    plot.unlink()
+    assert home.pingch("-t", "after", "true").returncode == 0
+    w = WatcherProc(home).start()
+    try:
+        bodies = receiver.wait_for(2, timeout=20)
+        by_title = {b["title"].split()[1]: b for b in bodies}
+        assert set(by_title) == {"plotted", "after"}
+        assert "could not attach" in by_title["plotted"]["message"]
+        assert str(plot) in by_title["plotted"]["message"]
+        assert not by_title["plotted"].get("attachments")
+        time.sleep(1)
+        assert saved(home)["outbox"] == [] and saved(home)["failed"] == []
     finally:
         w.stop()

@@ -227,6 +227,46 @@ def test_lost_says_why_and_shows_no_hidden_command() -> None:
     assert msg.severity == "failure"
 
 
+@pytest.mark.parametrize(("start_ts", "said"), [
+    (1e308, "started at an unknown time"), (1e18, "started at Unix time 1e+18 (not a date)"),
+    (2.0**62, "(not a date)")], ids=repr)
+def test_a_loss_of_a_job_started_at_a_time_no_calendar_holds_is_still_told(
+        start_ts: float, said: str) -> None:
+    # Before: time.localtime raised OverflowError (or OSError) and the lost check failed every round.
+    msg = message.lost({"host": "node5", "pid": 7, "title": "fit", "start_ts": start_ts}, "its host rebooted")
+    assert said in msg.body
+    assert msg.title == "❓ fit lost on node5"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("ts", 1e300), ("start_ts", 10**400), ("duration", float("nan")), ("cpu_s", float("inf")),
+    ("cores", 10**400), ("maxrss_kb", 10**400), ("mem_total_kb", float("nan")),
+], ids=lambda v: str(v)[:12])
+def test_a_finished_job_with_an_absurd_number_is_told_without_it(field: str, value: float) -> None:
+    # Before: OverflowError or ValueError from float(), int(), round() or time.localtime().
+    body = finished({**_finish(cpu_s=10.0, duration=20.0, cores=2), field: value}).body
+    assert "exit 0" in body
+
+
+def test_a_group_summary_takes_members_with_odd_outcomes_and_huge_durations() -> None:
+    # Before: TypeError for an outcome that is a list, OverflowError for the duration.
+    msg = message.group_done("sweep", [{"title": "a", "outcome": ["ok"], "duration": 10**400},
+                                       {"title": "b", "outcome": "ok", "duration": 60.0}], 2000)
+    assert "1 unknown" in msg.title
+    assert "total run time 1 min 00 s" in msg.body
+
+
+def test_a_pid_that_is_text_is_defused_like_the_rest() -> None:
+    assert "pid @\u200beveryone" in message.lost({"host": "node5", "pid": "@everyone"}, "gone").body
+
+
+def test_an_entity_at_the_end_of_a_field_cannot_be_completed_by_our_own_text() -> None:
+    # "(reported lost earlier: &#64; this is how it ended)": the ";" is ours.
+    body = finished(_finish(was_lost="&#64")).body
+    assert "&#64;" not in body
+    assert "&\u200b#64;" in body
+
+
 # -- fit ---------------------------------------------------------------------------------------------
 
 def _size(msg: message.Message) -> int:
@@ -348,3 +388,12 @@ def test_group_done_of_only_successes_is_success() -> None:
 def test_group_done_fits_its_limit() -> None:
     jobs = [_member(f"case {i}", "failed", 1.0, exit=1) for i in range(300)]
     assert _size(message.group_done("g", jobs, 500)) <= 500
+
+
+@pytest.mark.parametrize(("host", "shown"), [("[x]", "[x]\u200b"), ("a<", "a<\u200b")])
+def test_a_bracket_at_the_end_of_a_field_cannot_be_completed_by_our_own_text(host: str, shown: str) -> None:
+    # A digest's title puts ": " after the host names: "]:" starts a reference-link
+    # definition, "<:" a Discord emoji tag.
+    title = message.digest([_finish(host=host, exit=1)], 2000).title
+    assert "]:" not in title and "<:" not in title
+    assert f"{shown}: 0 ok, 1 failed" in title

@@ -212,6 +212,56 @@ def test_decode_accepts_a_line_of_exactly_max_line_bytes() -> None:
     assert decode(_line(ev))["pad"].startswith("x")
 
 
+@pytest.mark.parametrize(("key", "value"), [
+    ("start_ts", 1e308), ("ts", 1e300), ("start_ts", 10**400), ("ts", -1.0), ("start_ts", 2.0**33 + 1),
+], ids=repr)
+def test_decode_rejects_a_time_no_clock_could_give(key: str, value: float) -> None:
+    # time.localtime() raises for these, far from the spool (the lost notice's "started ...").
+    with pytest.raises(MalformedEvent, match=repr(key)):
+        decode(_line({"v": 1, **_event(ev="start"), key: value}))
+
+
+@pytest.mark.parametrize("key", ["maxrss_kb", "duration", "cpu_s", "exit", "pid", "mem_total_kb"])
+def test_decode_rejects_a_401_digit_integer_in_a_number_field(key: str) -> None:
+    # json takes it; the first float() of it raises OverflowError.
+    with pytest.raises(MalformedEvent, match=repr(key)):
+        decode(_line({"v": 1, **_event(), key: 10**400}))
+
+
+@pytest.mark.parametrize("host", ["", ".", "..", "../../etc", "a/b", "node\x005"], ids=repr)
+def test_decode_rejects_a_host_that_is_not_a_file_name(host: str) -> None:
+    # The host names files (events/HOST.jsonl, alive/HOST) that lost.py looks at.
+    with pytest.raises(MalformedEvent, match="'host'"):
+        decode(_line({"v": 1, **_event(host=host)}))
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("group", ["a"]), ("title", 5), ("cmd", {"a": 1}), ("hide_command", "yes"), ("exit", "0"),
+    ("exit", 1.5), ("exit", True), ("signal", "KILL"), ("maxrss_kb", 1.5), ("duration", "1h"),
+    ("notify", 0), ("oom", 1),
+], ids=repr)
+def test_decode_rejects_an_optional_field_of_the_wrong_type(key: str, value: object) -> None:
+    with pytest.raises(MalformedEvent, match=repr(key)):
+        decode(_line({"v": 1, **_event(), key: value}))
+
+
+def test_decode_takes_null_for_an_optional_field_as_absent() -> None:
+    fields = {"exit": None, "signal": None, "maxrss_kb": None, "cpu_s": None, "title": None}
+    assert decode(_line({"v": 1, **_event(**fields)}))["exit"] is None
+
+
+@pytest.mark.parametrize(("key", "value"), [("job", ""), ("pid", -1)], ids=repr)
+def test_decode_rejects_an_empty_job_id_or_a_negative_pid(key: str, value: object) -> None:
+    with pytest.raises(MalformedEvent, match=repr(key)):
+        decode(_line({"v": 1, **_event(), key: value}))
+
+
+def test_the_event_number_bound_is_the_states() -> None:
+    from notifyd.records import NUMBER_MAX
+
+    assert events.NUMBER_MAX == NUMBER_MAX
+
+
 # -- iso_time and job ids -----------------------------------------------------------
 
 @pytest.fixture

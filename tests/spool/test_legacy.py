@@ -95,3 +95,17 @@ def test_bad_date_is_rejected_with_a_reason(when: str) -> None:
 def test_non_utf8_bytes_are_rejected_with_a_reason() -> None:
     with pytest.raises(ValueError, match="not UTF-8"):
         parse(b"1001@node5: Started [\xff\xfe] 2025-10-03 13:05:59")
+
+
+@pytest.mark.parametrize("pid", ["٣", "9" * 5000, "9" * 19], ids=lambda p: f"{p[:3]}x{len(p)}")
+def test_a_pid_of_another_scripts_digits_or_of_thousands_of_digits_is_rejected_with_our_reason(
+        pid: str) -> None:
+    # Before: "٣" was taken as pid 3, and 5,000 nines raised int()'s own ValueError.
+    with pytest.raises(ValueError, match="not a 'PID@host: Started"):
+        parse(f"{pid}@node5: Started [python] 2025-10-03 13:05:59".encode())
+
+
+@pytest.mark.parametrize("when", ["9999-12-31 23:59:59", "0001-01-01 00:00:00", "1969-12-31 23:59:59"])
+def test_a_date_no_event_could_hold_is_rejected_with_a_reason(when: str) -> None:
+    with pytest.raises(ValueError, match="not between 1970 and 2242"):
+        parse(f"1001@node5: Started [python] {when}".encode())

@@ -198,3 +198,27 @@ def test_cursor_round_trips_through_json() -> None:
 
 def test_cursor_from_garbage_is_a_fresh_cursor() -> None:
     assert Cursor.from_json(["not", "a", "dict"]) == Cursor()
+
+
+@pytest.mark.parametrize("offset", [-5, None, "", "12", 1.5, True, [3]], ids=repr)
+def test_cursor_with_an_offset_that_is_no_file_position_reads_from_the_top(
+        spool: Path, offset: object) -> None:
+    # Before: int() raised, or pread() failed with EINVAL, on every round.
+    spool.write_bytes(b"first\nsecond\n")
+    cursor = Cursor.from_json({"offset": offset, "head": "6669", "skipping": False})
+    assert _lines(read_new(str(spool), cursor)) == [b"first", b"second"]
+
+
+def test_cursor_with_a_head_that_is_not_text_forgets_the_head() -> None:
+    assert Cursor.from_json({"offset": 6, "head": 1234, "skipping": "yes"}) == Cursor(6, "", False)
+
+
+def test_a_read_returns_at_most_max_lines_lines_and_the_rest_on_the_next_reads(spool: Path) -> None:
+    # Before: 4 MiB of two-byte lines came back as 2 million lines in one read.
+    from notifyd.spool.reader import MAX_LINES
+
+    spool.write_bytes(b"x\n" * (MAX_LINES + 5) + b"last\n")
+    cursor = Cursor()
+    first = read_new(str(spool), cursor)
+    assert len(first.lines) == MAX_LINES and cursor.offset == 2 * MAX_LINES
+    assert _lines(read_new(str(spool), cursor)) == [b"x"] * 5 + [b"last"]

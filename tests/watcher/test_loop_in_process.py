@@ -26,7 +26,7 @@ class Lab:
         self.paths = paths.resolve({"HOME": str(root), "NOTIFYD_HOST": "w"})
         self.paths.config_file.parent.mkdir(parents=True)
         self.paths.config_file.write_text(CONFIG)
-        self.paths.state_dir.mkdir(parents=True)
+        self.paths.journal_dir.mkdir(parents=True)  # as acquire() makes it
         self.clock = FixedClock()
         self.source = FakeSource()
         self.inbox = inbox_target()
@@ -42,8 +42,11 @@ class Lab:
         return w
 
     def rounds(self, n: int = 1, step: float = 0.5) -> None:
+        """n rounds, each followed by the couriers' answers (sends run on their own threads)."""
+        w = self.watcher
         for _ in range(n):
-            self.watcher.round()
+            w.round()
+            assert w.delivery.settle(w.state, w.targets, w.config, self.clock.now, timeout=10)
             self.clock.advance(step)
 
     def saved(self) -> state.State:
@@ -130,18 +133,52 @@ def test_jobs_of_the_spool_kind_are_judged_lost_when_their_host_is_silent(lab: L
     assert "silent for" in lab.watcher.state.lost["p1"].reason
 
 
-def test_a_failing_url_backs_off_and_the_inbox_is_not_held_back(lab: Lab) -> None:
+def test_a_failing_url_does_not_hold_back_the_inbox(lab: Lab) -> None:
     lab.url.answers = [Sent(False, "503 from the service", 503)]
     lab.source.add(finish_event("j1", ts=lab.clock.now))
     lab.rounds(1)
     assert [e.id for e in lab.inbox.sent] == ["j1:finish"]
     assert lab.url.sent == []
-    backoff = lab.watcher.state.backoff[lab.url.key]
-    assert backoff.failures == 1 and backoff.next_try == pytest.approx(lab.clock.now - 0.5 + 10.0)
-    lab.rounds(19)  # 9.5 s: still backing off
+
+
+def test_an_entry_that_fails_alone_waits_out_its_own_backoff(lab: Lab) -> None:
+    lab.url.answers = [Sent(False, "503 from the service", 503)]
+    lab.source.add(finish_event("j1", ts=lab.clock.now))
+    lab.rounds(1)
+    (entry,) = lab.watcher.state.outbox
+    assert entry.retry[lab.url.key].next_try == pytest.approx(lab.clock.now - 0.5 + 10.0)
+    lab.rounds(19)  # 9.5 s: still waiting
     assert lab.url.tried == ["j1:finish"]
     lab.rounds(2)
     assert [e.id for e in lab.url.sent] == ["j1:finish"]
+
+
+def test_when_the_next_entry_goes_through_the_failure_was_the_entrys(lab: Lab) -> None:
+    lab.url.answers = [Sent(False, "Could not access attachment", None)]
+    lab.source.add(finish_event("bad", ts=lab.clock.now), finish_event("good", ts=lab.clock.now))
+    lab.rounds(3)
+    assert [e.id for e in lab.url.sent] == ["good:finish"]  # not held back by "bad"
+    assert lab.url.key not in lab.watcher.state.backoff
+    assert [e.id for e in lab.watcher.state.outbox] == ["bad:finish"]
+
+
+def test_when_two_entries_in_a_row_fail_the_url_backs_off(lab: Lab) -> None:
+    lab.url.answers = [Sent(False, "503", 503), Sent(False, "503", 503)]
+    lab.source.add(*(finish_event(f"j{i}", ts=lab.clock.now) for i in range(3)))
+    lab.rounds(3)
+    assert lab.url.tried == ["j0:finish", "j1:finish"]  # j2 waits for the URL
+    backoff = lab.watcher.state.backoff[lab.url.key]
+    assert backoff.failures == 1 and backoff.error == "503"
+    lab.rounds(25)  # 12.5 s: the URL's backoff (10 s) is over
+    assert sorted(e.id for e in lab.url.sent) == ["j0:finish", "j1:finish", "j2:finish"]
+
+
+def test_an_entrys_own_retry_is_saved_with_the_state(lab: Lab) -> None:
+    lab.url.answers = [Sent(False, "503", 503)]
+    lab.source.add(finish_event("j1", ts=lab.clock.now))
+    lab.rounds(2)  # the answer comes after the round's save; the next round saves it
+    (entry,) = lab.saved().outbox
+    assert entry.retry[lab.url.key].failures == 1
 
 
 def test_a_permanent_refusal_is_failed_at_once_and_kept(lab: Lab) -> None:

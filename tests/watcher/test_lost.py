@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from notifyd.nodes.reader import Node
 from notifyd.records import RunningJob
-from notifyd.watcher.lost import judge
+from notifyd.state import State
+from notifyd.watcher.lost import Evidence, judge, sweep
 
 START = 1_800_000_000.0
 JOB = RunningJob(pid=4242, start_ts=START, host="n1")
@@ -50,3 +54,23 @@ def test_stale_snapshot_counts_only_as_silence() -> None:
 
 def test_no_snapshots_and_a_quiet_host_within_bounds_is_not_lost() -> None:
     assert _judge(None, silent=899.0) == ("", False)
+
+
+@pytest.mark.parametrize(("silent_after", "silent", "said"), [
+    (30.0, 45.0, "silent for 45 s"), (0.0, 0.3, "silent for under a second"),
+    (900.0, 5400.0, "silent for 1 h 30 min"),
+])
+def test_a_silent_host_is_said_to_be_silent_for_a_time_that_is_never_zero(
+        silent_after: float, silent: float, said: str) -> None:
+    # Before: "its host has been silent for 0 min" whenever host_silent_after was under a minute.
+    reason, _ = judge(JOB, None, silent, None, grace=120.0, silent_after=silent_after)
+    assert reason == f"its host has been {said}"
+
+
+def test_a_host_that_left_no_trace_at_all_is_not_said_to_be_silent_for_fifty_years(tmp_path: Path) -> None:
+    state = State(running={"j": JOB})
+    evidence = Evidence({}, str(tmp_path / "events"), str(tmp_path / "alive"), START + 3600)
+    _, found = sweep(state, evidence, grace=120.0, silent_after=900.0)
+    assert [lost.reason for _, lost in found] == [
+        "its host has been silent for as long as notifyd can tell "
+        "(no snapshot, spool write or liveness mark from it)"]

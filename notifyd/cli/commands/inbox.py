@@ -26,10 +26,10 @@ def command(
                    "(check it runs: notifyd status)")
         return 0
     for record in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(record.get("time", 0))))
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(inbox_file.record_time(record)))
         info = record.get("info")
         quiet = " (kept quiet by a filter)" if isinstance(info, dict) and info.get("silent") else ""
-        typer.echo(f"[{when}] {record.get('title', '')}{quiet}")
+        typer.echo(terminal_text(f"[{when}] {record.get('title', '')}{quiet}"))
         for line in str(record.get("body", "")).splitlines():
             if not line.startswith("```"):
                 typer.echo(f"    {terminal_text(line)}")
@@ -37,5 +37,7 @@ def command(
 
 
 def terminal_text(markdown_line: str) -> str:
-    """A message line as a terminal shows it: the Markdown marks (bold, code) left out."""
-    return markdown_line.replace("**", "").replace("`", "")
+    """A message line as a terminal shows it: the Markdown marks (bold, code) left out, and a lone
+    surrogate (a command line's undecodable byte) shown escaped rather than failing the output."""
+    text = markdown_line.replace("**", "").replace("`", "")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

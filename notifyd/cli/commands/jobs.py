@@ -81,7 +81,8 @@ def command(
     limit: int = typer.Option(50, "-n", "--limit", min=1, help="At most N jobs per list, newest last."),
 ) -> int:
     now = time.time()
-    cutoff = now - parse_since(since)
+    # Further back than 1970 (--since 1e400d is inf) is everything, not a date to format.
+    cutoff = max(0.0, now - parse_since(since))
     paths, _host = context()
     found = jobs_mod.collect(paths, cutoff=cutoff, failed_only=failed,
                              group=group, limit=limit)

@@ -82,50 +82,65 @@ def _print(report: dict[str, Any]) -> None:
     if w is None or not w["running"]:
         state_text = "not running" if w is None or w["released"] else (
             f"not running (pid {w['pid']} on {w['host']} silent for {w['heartbeat_age']:.0f} s)")
-        typer.echo(f"watcher:    {state_text}; start it with: notifyd ensure")
+        _say(f"watcher:    {state_text}; start it with: notifyd ensure")
     else:
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(w["since"]))
-        typer.echo(f"watcher:    running on {w['host']}, pid {w['pid']}, since {since} "
-                   f"(heartbeat {w['heartbeat_age']:.0f} s ago)")
+        since = _local(w["since"])
+        _say(f"watcher:    running on {w['host']}, pid {w['pid']}, since {since} "
+             f"(heartbeat {w['heartbeat_age']:.0f} s ago)")
     last = report["last_event"]
     if last:
-        when = ago(now - float(last.get("read_at") or now))
-        typer.echo(f"last event: {last.get('ev')} of {last.get('title')!r} from "
-                   f"{last.get('host')}, read {when}")
+        read_at = last.get("read_at")
+        known = isinstance(read_at, (int, float)) and not isinstance(read_at, bool) and read_at
+        when = ago(now - read_at) if known else "at an unknown time"
+        _say(f"last event: {last.get('ev')} of {last.get('title')!r} from "
+             f"{last.get('host')}, read {when}")
     else:
-        typer.echo("last event: none read yet")
-    typer.echo(f"jobs:       {report['running_jobs']} running, {report['events_read']} events read, "
-               f"{report['malformed_lines']} malformed lines skipped")
-    typer.echo(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
-               f"{len(report['failed_deliveries'])} failed")
+        _say("last event: none read yet")
+    _say(f"jobs:       {report['running_jobs']} running, {report['events_read']} events read, "
+         f"{report['malformed_lines']} malformed lines skipped")
+    _say(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
+         f"{len(report['failed_deliveries'])} failed")
     for item in report["failed_deliveries"][-5:]:
         why = f" → {item['url']}: {item['error']}" if item.get("url") else ""
-        typer.echo(f"            failed: {item['title']}{why}")
+        _say(f"            failed: {item['title']}{why}")
     if report["urls"]:
-        typer.echo("URLs:")
+        _say("URLs:")
         for u in report["urls"]:
             line = f"  {u['url']}: {u['pending']} pending"
             if u["retrying"]:
                 wait = max(0.0, float(u["next_try"] or now) - now)
                 line += f"; failing, retried in {wait:.0f} s: {u['error']}"
-            typer.echo(line)
+            _say(line)
     elif not report["config_error"]:
-        typer.echo("URLs:       none: nothing is being pushed; notifications go to the inbox "
-                   "(notifyd inbox).")
-        typer.echo("            " + discord_howto(report["config"]))
+        _say("URLs:       none: nothing is being pushed; notifications go to the inbox "
+             "(notifyd inbox).")
+        _say("            " + discord_howto(report["config"]))
     if report["config_error"]:
-        typer.echo(f"config:     ERROR: {report['config_error']}")
+        _say(f"config:     ERROR: {report['config_error']}")
     else:
-        typer.echo(f"config:     {report['config']}")
+        _say(f"config:     {report['config']}")
     if report.get("state_error"):
-        typer.echo(f"state:      ERROR: {report['state_error']}")
+        _say(f"state:      ERROR: {report['state_error']}")
     problems = report.get("state_problems") or []
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        typer.echo(f"state:      skipped a record that is not usable: {problems[0]}{more}")
-    typer.echo(f"log:        {report['log']}")
+        _say(f"state:      skipped a record that is not usable: {problems[0]}{more}")
+    _say(f"log:        {report['log']}")
     if report["logout_warning"]:
-        typer.echo(f"logout:     WARNING: {report['logout_warning']}")
+        _say(f"logout:     WARNING: {report['logout_warning']}")
+
+
+def _say(line: str) -> None:
+    """One line for the terminal: a lone surrogate (a job title's undecodable byte) is shown escaped."""
+    typer.echo(line.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _local(ts: float) -> str:
+    """A time from the lease file as a date; one no calendar holds is said to be unknown."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (OverflowError, OSError, ValueError):
+        return "an unknown time"
 
 
 def command(

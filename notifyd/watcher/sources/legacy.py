@@ -2,20 +2,24 @@
 
 Its Started and Finished lines (spool/legacy.py) are paired here, in this
 source's cursor: the open starts wait under "open" until their finish comes.
-On the first read every finished job in the file is history (the old bot
-told of it): it is remembered as told, never announced. Jobs still running
-are followed, and told when their Finished line comes.
+The whole file as it was when first seen is history (the old bot told of
+its jobs), however many rounds it takes to read (the reader takes 4 MiB a
+round): those finished jobs are remembered as told, never announced. The
+cursor keeps where that history ends ("history_until"). Jobs still running
+then are followed, and told when their Finished line comes.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from notifyd.spool import legacy
+from notifyd.spool.events import TIME_MAX
 from notifyd.spool.reader import Cursor, read_new
 from notifyd.watcher.sources.base import Polled
-from notifyd.watcher.sources.spool import shown
+from notifyd.watcher.sources.spool import Skipped, shown
 
 KEY = "legacy:.pingchilling"
 
@@ -34,35 +38,55 @@ class LegacyFile:
         return True
 
     def poll(self, cursor: dict[str, Any] | None, _now: float, /) -> Polled:
-        history = cursor is None
         at = Cursor.from_json(cursor)
         raw_open = (cursor or {}).get("open")
         open_starts: dict[str, Any] = dict(raw_open) if isinstance(raw_open, dict) else {}
+        history_until = _history_until(self.path, cursor)
         # The user's own dotfile may well be a symlink (into a dotfiles repo, say).
         chunk = read_new(self.path, at, follow_symlinks=True)
-        polled = Polled([], {}, malformed=len(chunk.oversized))
+        if chunk.reset:
+            history_until = 0  # another file now: what it holds is news
+        polled = Polled([], {})
         name = shown(self.path)
         if chunk.reset:
             polled.warnings.append(f"{name} was {chunk.reset}; reading it again from the top")
-        polled.warnings.extend(f"skipping oversized line in {name} at byte {offset}"
-                               for offset in chunk.oversized)
+        skipped = Skipped(name)
+        for offset in chunk.oversized:
+            skipped.add(offset, "oversized")
         for offset, line in chunk.lines:
             try:
                 item = legacy.parse(line)
             except ValueError as exc:
-                polled.malformed += 1
-                polled.warnings.append(f"skipping malformed line in {name} at byte {offset}: {exc}")
+                skipped.add(offset, "malformed", exc)
                 continue
             ev = pair(item, open_starts)
-            if ev is not None and history:
+            if ev is not None and offset < history_until:
                 polled.history.append((str(ev["job"]), float(ev["ts"])))
             elif ev is not None:
                 polled.events.append(ev)
-        polled.cursor = {**at.to_json(), "open": open_starts}
+        polled.cursor = {**at.to_json(), "open": open_starts, "history_until": history_until}
+        polled.malformed = skipped.count
+        polled.warnings.extend(skipped.warnings())
         return polled
 
     def exists(self) -> bool:
         return bool(self.path) and os.path.isfile(self.path)
+
+
+def _history_until(path: str, cursor: dict[str, Any] | None) -> int:
+    """Where the file as first seen ends: its size now on the first read, then the cursor's."""
+    if cursor is None:
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            return 0
+    value = cursor.get("history_until", 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+# The old function wrote `$?`: a status of at most three digits. Anything else
+# ("²", "--3", 5,000 nines) is an unknown status, not a ValueError in pairing.
+_EXIT = re.compile(r"-?[0-9]{1,9}")
 
 
 def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any] | None:
@@ -72,7 +96,9 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
         return None
     started = open_starts.pop(item.key, None)
     start_ts = started.get("ts") if isinstance(started, dict) else None
-    if not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool):
+    # The open starts come back from the state file: a time parse() could not give is none.
+    if (not isinstance(start_ts, (int, float)) or isinstance(start_ts, bool)
+            or not 0 <= start_ts <= TIME_MAX):
         start_ts = None
     title = started.get("title") if isinstance(started, dict) else None
     arg = item.arg.strip()
@@ -82,5 +108,5 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
         "host": item.host, "pid": item.pid,
         "title": title if isinstance(title, str) else f"pid {item.pid}",
         "start_ts": start_ts, "ts": item.ts,
-        "exit": int(arg) if arg.lstrip("-").isdigit() else None,
+        "exit": int(arg) if _EXIT.fullmatch(arg) else None,
     }
