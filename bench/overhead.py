@@ -9,13 +9,15 @@ pass`), the floor of any wrapper written in Python, as a ratio of medians.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
-from bench.harness import REPO, Dist, Install, Row, home, ms, start_watcher, stop_watchers, timed
+from bench.harness import REPO, Dist, Home, Install, Row, home, ms, start_watcher, stop_watchers, timed
 
 # The labmate's original, written again from its description: run the command
 # in the background with eval, append a Started and a Finished line with
@@ -127,6 +129,25 @@ def _instruction_counts(env: dict[str, str], commands: dict[str, list[str]]) -> 
     )
 
 
+def _wait_for_ensures(h: Home, timeout: float = 30.0) -> None:
+    """Until no `notifyd ensure` of this home runs (each login's hook starts one, detached)."""
+    deadline = time.monotonic() + timeout
+    home_var = f"HOME={h.root}".encode()
+    while time.monotonic() < deadline:
+        running = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"ensure" in cmd and home_var in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                    running = True
+                    break
+            except OSError:
+                continue
+        if not running:
+            return
+        time.sleep(0.02)
+
+
 def hook_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
     with home() as h:
         start_watcher(install, h)  # the usual case: the hook finds a watcher running
@@ -145,11 +166,12 @@ def hook_overhead(install: Install, rounds: int, per_round: int) -> list[Row]:
                     argv[2] = str(rc)
                     out.append(timed(argv, h.env)[0])
                 # The hook leaves `notifyd ensure` running in the background
-                # (~0.1 s of CPU); let it finish so it does not weigh on the
-                # next login's figure.
-                time.sleep(0.15)
+                # (~0.1-0.3 s of CPU); let it finish so it does not weigh on
+                # the next login's figure.
+                _wait_for_ensures(h)
             added.append(statistics.median(with_hook) - statistics.median(without))
         bashrc.write_text("")
+        _wait_for_ensures(h)  # one still running would start a watcher after this figure ends
         stop_watchers(h)
     d = Dist(added)
     return [Row(
