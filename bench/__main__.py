@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import latency, overhead, procview, watcher_load
+from bench import latency, overhead, procview, slurm, watcher_load
 from bench.harness import REPO, Row, prepare_install
 
 
@@ -41,12 +41,13 @@ class Sizes:
     procs_per_node: int = 40
     snapshot_runs: int = 5
     snapshot_processes: int = 2000
+    slurm_jobs: int = 40
 
 
 QUICK = Sizes(overhead_rounds=2, overhead_runs=3, hook_rounds=1, hook_runs=2, latency_jobs=6,
               old_period=1.0, idle_runs=1, idle_seconds=2.0, burst_runs=1, burst_jobs=30,
               history_runs=1, history_events=2000, procs_runs=2, procs_nodes=3, procs_per_node=10,
-              snapshot_runs=1, snapshot_processes=50)
+              snapshot_runs=1, snapshot_processes=50, slurm_jobs=2)
 
 
 def machine() -> str:
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--quick writes none unless given)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only figures whose group name is given (repeatable): overhead, hook, "
-                        "latency, idle, burst, history, procs, snapshot")
+                        "latency, idle, burst, history, procs, snapshot, slurm")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else Sizes()
     out = args.out or (None if args.quick else REPO / "bench" / "results.md")
@@ -111,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
                                               size.procs_per_node)),
         ("snapshot", lambda: procview.snapshot_cpu(install, size.snapshot_runs,
                                                    size.snapshot_processes)),
+        # A SLURM cluster of its own (root): full runs, or --only slurm.
+        ("slurm", lambda: slurm.figures(install, size.slurm_jobs, args.quick)),
     ]
     rows: list[Row] = []
     for name, run in groups:
         if args.only and name not in args.only:
             continue
+        if name == "slurm" and args.quick and not args.only:
+            continue  # the suite's own SLURM lab may be running: one lab at a time
         say(f"bench: {name} ...")
         t0 = time.monotonic()
         got = run()

@@ -910,7 +910,9 @@ class SlurmLab:
 
     def node_state(self) -> str:
         """sinfo's short state of the lab's node (idle, mix, alloc, down, drain...)."""
-        return self.admin(["sinfo", "-h", "-N", "-o", "%t"], timeout=30).stdout.strip()
+        # One line per partition the node is in; its state is the same in each.
+        lines = self.admin(["sinfo", "-h", "-N", "-o", "%t"], timeout=30).stdout.split()
+        return lines[0] if lines else ""
 
 
 def _listens(port: int) -> bool:

@@ -113,9 +113,18 @@ class SlurmUser:
         pattern = re.compile(rf"\((?:job )?{re.escape(str(job))}\)|\barray {re.escape(str(job))}\b")
         return [b for b in self.messages() if pattern.search(str(b.get("title")))]
 
+    def messages_about(self, job: int | str) -> list[dict[str, Any]]:
+        """Every message about `job` or one of its array tasks (`(job 42_3)`)."""
+        pattern = re.compile(rf"\((?:job )?{re.escape(str(job))}(?:_\d+)?\)|\barray {re.escape(str(job))}\b")
+        return [b for b in self.messages() if pattern.search(str(b.get("title")))]
+
     def message_for(self, job: int | str, timeout: float = 60) -> dict[str, Any]:
         """The one message about `job` (waits for it; fails if there are two)."""
-        wait_until(lambda: self.messages_for(job), timeout, f"a message about SLURM job {job}")
+        try:
+            wait_until(lambda: self.messages_for(job), timeout, f"a message about SLURM job {job}")
+        except AssertionError as e:
+            titles = [b.get("title") for b in self.messages()]
+            raise AssertionError(f"{e}; the messages: {titles}; the log: {self.watcher_log()[-2000:]}") from None
         found = self.messages_for(job)
         assert len(found) == 1, f"job {job} was told {len(found)} times: {found}"
         return found[0]

@@ -202,7 +202,7 @@ def requeued(ev: dict[str, Any]) -> Any:
 
     name = defuse.line(ev.get("title") or ev.get("slurm_job") or "?")
     job = defuse.line(ev.get("slurm_job") or "?")
-    after = defuse.line(ev.get("slurm_after") or "a node failure")
+    after = defuse.line(ev.get("slurm_after") or "a node failure or a preemption")
     restart = ev.get("slurm_requeued")
     body = (f"after {after.replace('_', ' ').lower()} it is pending again (restart {restart}); "
             "you will be told how it ends\n" + _job_line(ev))

@@ -43,22 +43,30 @@ class Batch:
 
 
 def _submit_all(lab: SlurmLab, user: SlurmUser) -> dict[str, int]:
+    """One job per way of ending; the short ones before the two that hold a core for their minute."""
     env = user.env
-    jobs = {
-        # The time limit first: it holds a core for its minute and a bit.
-        "timeout": lab.submit("sleep 300", "-J", "slow", "-t", "1", env=env),
-        "cancelled": lab.submit("sleep 300", "-J", "stopped", env=env),
-        "pending": lab.submit("true", "-J", "waiting", "--hold", env=env),
-        "completed": lab.submit("sleep 2", "-J", "fine", env=env),
-        "exit3": lab.submit("exit 3", "-J", "three", env=env),
-        "killed": lab.submit("#!/bin/bash\n#SBATCH -J killed\nkill -9 $$\n", env=env),
-    }
-    if lab.uses_cgroup:
-        jobs["oom"] = lab.submit(OOM_SCRIPT, "-J", "hungry", "--mem=100M", env=env)
+    jobs = {"cancelled": lab.submit("sleep 300", "-J", "stopped", env=env)}
     lab.wait_state(jobs["cancelled"], "RUNNING", timeout=60)
     lab.cancel(jobs["cancelled"])
+    jobs["pending"] = lab.submit("true", "-J", "waiting", "--hold", env=env)
     lab.wait_state(jobs["pending"], "PENDING", timeout=30)
     lab.cancel(jobs["pending"])
+    jobs.update(
+        completed=lab.submit("sleep 2", "-J", "fine", env=env),
+        exit3=lab.submit("exit 3", "-J", "three", env=env),
+        killed=lab.submit("#!/bin/bash\n#SBATCH -J killed\nkill -9 $$\n", env=env),
+        # Held, so it cannot start before its deadline passes; the controller looks at
+        # deadlines on its own timer (about every 30 s).
+        deadline=lab.submit("true", "-J", "late", "--hold", "-t", "1", "--deadline=now+5", env=env),
+    )
+    if lab.uses_cgroup:
+        jobs["oom"] = lab.submit(OOM_SCRIPT, "-J", "hungry", "--mem=100M", env=env)
+    jobs.update(
+        timeout=lab.submit("sleep 300", "-J", "slow", "-t", "1", env=env),
+        # pingch inside a job its limit kills: pingch dies with it and the scheduler tells it.
+        capped=lab.submit("#!/bin/bash\n#SBATCH -J capped\n#SBATCH -t 1\npingch -t capped sleep 300\n",
+                          env=env),
+    )
     return jobs
 
 
@@ -108,6 +116,19 @@ def test_a_job_over_its_time_limit_is_told_with_the_limit(batch: Batch) -> None:
     assert "**TIMEOUT**" in body["message"]
     assert "ask for more time (sbatch -t): the limit was 1 min" in body["message"]
     assert "of its 1 min limit" in body["message"]
+
+
+def test_pingch_inside_a_job_its_limit_kills_is_told_once_by_the_scheduler(batch: Batch) -> None:
+    assert batch.ends["capped"] == "TIMEOUT"
+    body = batch.told("capped")
+    assert body["title"] == f"❌ capped (job {batch.jobs['capped']}) hit its time limit"
+    assert "(told once for pingch inside the job and the scheduler)" in body["message"]
+
+
+def test_a_job_that_missed_its_deadline_is_told_so(batch: Batch) -> None:
+    assert batch.ends["deadline"] == "DEADLINE"
+    body = batch.told("deadline")
+    assert body["title"] == f"❌ late (job {batch.jobs['deadline']}) missed its deadline before it started"
 
 
 def test_a_running_job_cancelled_is_told_as_cancelled(batch: Batch) -> None:

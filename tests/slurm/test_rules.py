@@ -210,7 +210,15 @@ def test_a_record_gone_before_its_end_was_seen_is_never_told_as_completed() -> N
     lab.poll(line(1, "RUNNING"))
     (ev,) = lab.poll()
     assert ev["slurm_gone"] and Outcome.of(ev) is Outcome.UNKNOWN
-    assert "details no longer available" in message.finished(ev).title
+    assert message.finished(ev).title == "🏁 wrap (job 1) ended, details no longer available"
+
+
+def test_a_record_gone_is_told_whichever_end_states_the_user_asked_for() -> None:
+    lab = Lab(tell=frozenset({"FAILED"}))
+    lab.cursor["accounting"] = False
+    lab.poll(line(1, "RUNNING"))
+    (ev,) = lab.poll()
+    assert ev["slurm_gone"] and ev.get("notify") != "none"
 
 
 def test_a_record_gone_is_told_from_accounting_where_it_is_kept() -> None:
@@ -371,3 +379,33 @@ def test_a_recycled_id_is_another_job() -> None:
     lab.poll(line(1, "COMPLETED"))
     (other,) = lab.poll(line(1, "RUNNING", submit=T0 + 9000))
     assert other["ev"] == "start" and other["job"].endswith(str(T0 + 9000))
+
+
+# -- what pingch records inside a job ---------------------------------------------------------------
+
+
+def test_pingch_inside_an_array_task_records_the_id_users_know() -> None:
+    from notifyd.pingch.record import slurm_ids
+
+    ids = slurm_ids({"SLURM_JOB_ID": "4215", "SLURM_ARRAY_JOB_ID": "4211", "SLURM_ARRAY_TASK_ID": "3",
+                     "SLURM_CPUS_ON_NODE": "8", "SLURM_MEM_PER_NODE": "16000", "SLURM_CLUSTER_NAME": "lab"})
+    assert ids == {"slurm_raw": 4215, "slurm_job": "4211_3", "slurm_array": 4211, "slurm_task": "3",
+                   "slurm_cluster": "lab", "slurm_cpus": 8, "slurm_mem_mb": 16000}
+
+
+@pytest.mark.parametrize("odd", ["", "abc", "²", "٣", "1" * 40, "-3"])
+def test_pingch_takes_no_slurm_ids_from_an_odd_environment(odd: str) -> None:
+    from notifyd.pingch.record import slurm_ids
+
+    assert slurm_ids({"SLURM_JOB_ID": odd}) == {}
+    assert "slurm_cpus" not in slurm_ids({"SLURM_JOB_ID": "5", "SLURM_CPUS_ON_NODE": odd})
+
+
+def test_an_event_whose_slurm_id_is_not_a_number_is_skipped_where_it_is_read() -> None:
+    from notifyd.spool.events import MalformedEvent, decode
+
+    good = ('{"v":1,"ev":"finish","job":"vm-1-a","host":"vm","pid":1,"ts":1796166555,'
+            '"slurm_raw":7,"slurm_job":"7"}')
+    assert decode(good.encode())["slurm_raw"] == 7
+    with pytest.raises(MalformedEvent, match="slurm_raw"):
+        decode(good.replace('"slurm_raw":7', '"slurm_raw":"7"').encode())

@@ -327,7 +327,8 @@ class Pass:
         if entry is None:
             entry = self.jobs[raw] = {"raw": job.job_id, "display": job.display_id, "submit": job.submit,
                                       "state": "", "restarts": job.restarts, "array": job.array_job_id,
-                                      "key": job_key(self.cluster, job.display_id, job.submit)}
+                                      "key": job_key(self.cluster, job.display_id, job.submit),
+                                      "name": job.name[:200]}
         entry["submit"] = job.submit
         if job.restarts > int(entry.get("restarts") or 0):
             self._requeued(job, entry)
@@ -350,7 +351,9 @@ class Pass:
             self.polled.events.append(ev)
 
     def _requeued(self, job: QueueJob, entry: dict[str, Any]) -> None:
-        after = entry.get("state") if states.is_end(str(entry.get("state"))) else "a node failure"
+        # The end before the requeue, when a poll saw it; else either cause.
+        seen = str(entry.get("state"))
+        after = seen if states.is_end(seen) else "a node failure or a preemption"
         ev = self._base(job, "start", self.snap.at, entry)
         ev.update(slurm_state=job.state, slurm_reason=job.reason, slurm_requeued=job.restarts,
                   slurm_after=after)
@@ -388,7 +391,8 @@ class Pass:
             return
         ev: dict[str, Any] = {
             "v": 1, "ev": "finish", "job": key,
-            "user": self.source.user, "host": "-", "pid": 0, "title": display, "ts": round(self.snap.at, 3),
+            "user": self.source.user, "host": "-", "pid": 0, "title": str(entry.get("name") or display),
+            "ts": round(self.snap.at, 3),
             "exit": None, "signal": None, "slurm_job": display, "slurm_raw": raw,
             "slurm_cluster": self.cluster, "slurm_state": str(entry.get("state") or "UNKNOWN")}
         if not states.is_end(ev["slurm_state"]):
@@ -397,7 +401,9 @@ class Pass:
 
     def _route(self, ev: dict[str, Any], entry: dict[str, Any]) -> None:
         """An end: merged with a waiting pingch finish, kept for its array's summary, or told now."""
-        if ev.get("slurm_state") not in self.source.settings.tell:
+        # `tell` picks among the end states; a job whose end is unknown (its record
+        # vanished) is always told: it may well have failed.
+        if not ev.get("slurm_gone") and ev.get("slurm_state") not in self.source.settings.tell:
             ev["notify"] = "none"
         held: dict[str, Any] = self.cur.get("held") or {}
         mine = held.pop(str(ev["slurm_job"]), None) or held.pop(str(ev["slurm_raw"]), None)
