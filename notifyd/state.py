@@ -16,6 +16,7 @@ never costs every pending delivery.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +41,9 @@ from notifyd.records import (
 )
 
 __all__ = ["DONE_KEEP", "FAILED_KEEP", "Journal", "State", "StateFileError", "load", "read", "save"]
+
+log = logging.getLogger("notifyd")
+_warned: set[str] = set()  # journals already said to be unusable: once per process, not per save
 
 STATE_VERSION = 1
 DONE_KEEP = 100_000  # finished job ids remembered, so a re-read spool repeats nothing
@@ -209,6 +213,11 @@ def load(path: Path, journal_dir: Path, hosts: Iterable[str] = ()) -> State:
             raw = journal.read_bytes()
         except FileNotFoundError:
             continue  # emptied and gone between the listing and the read
+        except OSError as exc:
+            # Its deliveries may be sent once more; the state itself must still load.
+            log.warning("cannot read the delivery journal %s (%s): what it recorded may be sent again",
+                        journal, exc.strerror or exc)
+            continue
         for line in raw.decode("utf-8", "replace").splitlines():
             entry_id, _, key = line.rpartition(" ")
             if entry_id:
@@ -232,6 +241,12 @@ def save(state: State, path: Path, journal_dir: Path, hosts: Iterable[str] = ())
             os.truncate(journal, 0)
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            # The state is saved; a journal left full only replays deliveries the
+            # state already holds (marking them delivered twice changes nothing).
+            if str(journal) not in _warned:
+                _warned.add(str(journal))
+                log.warning("cannot empty the delivery journal %s (%s)", journal, exc.strerror or exc)
 
 
 class Journal:

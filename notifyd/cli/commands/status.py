@@ -105,13 +105,21 @@ def _text(value: object) -> str | None:
 
 
 def _url_report(target: sender.Target, saved: state.State) -> dict[str, Any]:
-    backoff = saved.backoff.get(target.key)
+    """The URL's pending count and, when it is retrying, why and when next.
+
+    Retrying: the URL backs off (two different messages failed in a row), or
+    a message of its own does (watcher/delivery.py); the soonest try is shown.
+    """
+    pending = [e for e in saved.outbox if target.key in e.targets]
+    backoffs = [b for b in (saved.backoff.get(target.key), *(e.retry.get(target.key) for e in pending))
+                if b is not None]
+    soonest = min(backoffs, key=lambda b: b.next_try) if backoffs else None
     return {
         "url": target.display,
-        "pending": sum(1 for e in saved.outbox if target.key in e.targets),
-        "retrying": backoff is not None,
-        "error": backoff.error if backoff else None,
-        "next_try": backoff.next_try if backoff else None,
+        "pending": len(pending),
+        "retrying": soonest is not None,
+        "error": soonest.error if soonest else None,
+        "next_try": soonest.next_try if soonest else None,
     }
 
 
