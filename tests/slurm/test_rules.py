@@ -162,6 +162,14 @@ def test_a_pending_job_cancelled_never_ran() -> None:
     assert "never ran" in body and "BeginTime" in body
 
 
+def test_a_job_last_seen_pending_that_ended_on_a_node_did_run() -> None:
+    lab = Lab()
+    lab.poll(line(3, "PENDING", reason="Resources", nodes="", start=0, end=0))
+    (ev,) = [e for e in lab.poll(line(3, "OUT_OF_MEMORY")) if e["ev"] == "finish"]
+    assert "slurm_never_ran" not in ev
+    assert message.finished(ev).title == "❌ wrap (job 3) ran out of memory"
+
+
 def test_an_oom_kill_hints_at_asking_for_more_memory() -> None:
     ev = end_of("OUT_OF_MEMORY", exit_raw=9, sacct=acct("1", 1, "OUT_OF_MEMORY", "0:125", req="100M",
                                                          steps=[("batch", "0:125", "62148K")]))

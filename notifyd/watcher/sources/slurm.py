@@ -365,7 +365,9 @@ class Pass:
         acct = self.snap.acct.get(job.job_id)
         ev = self._base(job, "finish", job.end or self.snap.at, entry)
         ev.update(slurm_state=job.state, slurm_reason=job.reason)
-        if entry.get("state") == "PENDING" or (entry.get("state") == "" and not job.nodes):
+        # Never ran: no node was ever given to it. (A job last seen pending may have run
+        # between two polls: an OOM kill a second after it started.)
+        if not job.nodes or job.nodes in ("None", "(null)"):
             ev["slurm_never_ran"] = True
             ev["slurm_reason"] = entry.get("reason") or job.reason
         ev.update(states.end_fields(job.state, exit_pair=acct.exit if acct else None, exit_raw=job.exit_raw,
