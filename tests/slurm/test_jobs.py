@@ -234,3 +234,14 @@ def test_one_squeue_per_poll_however_many_jobs(slurm_lab: SlurmLab, user: SlurmU
     polls = (time.monotonic() - started) / 2
     assert calls["squeue"] <= polls + 3, f"{calls} in {polls:.0f} polls of 2 s"
     assert "sacct" not in calls, "no accounting here: the config says so and sacct is never asked"
+
+
+def test_the_last_lines_of_the_jobs_output_come_with_its_end_when_asked(slurm_lab: SlurmLab,
+                                                                        user: SlurmUser) -> None:
+    lab = _lab(slurm_lab)
+    user.configure(tail="2").start_watcher()
+    job = lab.submit("echo first; echo converged; echo 'E = -76.4 Ha'; exit 2", "-J", "scf", env=user.env)
+    body = user.message_for(job)
+    assert body["title"] == f"❌ scf (job {job}) failed: exit 2"
+    assert f"last lines of `{lab.home}/slurm-{job}.out`:" in body["message"]
+    assert "converged\nE = -76.4 Ha" in body["message"] and "first" not in body["message"]
