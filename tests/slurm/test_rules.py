@@ -417,3 +417,15 @@ def test_an_event_whose_slurm_id_is_not_a_number_is_skipped_where_it_is_read() -
     assert decode(good.encode())["slurm_raw"] == 7
     with pytest.raises(MalformedEvent, match="slurm_raw"):
         decode(good.replace('"slurm_raw":7', '"slurm_raw":"7"').encode())
+
+
+def test_a_failing_poll_is_said_once_not_at_every_try() -> None:
+    lab = Lab()
+    said = []
+    for _ in range(3):
+        snap = Snapshot(at=lab.now, answers=[])
+        polled = Pass(lab.source, snap, lab.cursor, lab.now).run()
+        said += polled.warnings
+        lab.cursor, lab.now = polled.cursor, lab.now + 60
+    assert len(said) == 1 and "squeue gave no answer" in said[0]
+    assert lab.cursor["error"] == "squeue gave no answer"

@@ -263,12 +263,18 @@ class Pass:
         self._bookkeeping()
         if self.snap.queue is None:
             cur = self.cur
-            cur["error"] = self.snap.problem or "squeue gave no answer"
+            error = self.snap.problem or "squeue gave no answer"
             delay = self.source.schedule(cur, self.now, busy=False, failed=True)
-            self.polled.warnings.append(f"SLURM poll failed ({cur['error']}); next try in {delay:.0f} s")
+            # Said when it starts or changes, and hourly while it lasts (a host with the
+            # client tools but no cluster would fill the log); `notifyd status` shows it.
+            if error != cur.get("error") or self.now - float(cur.get("error_said") or 0) >= 3600:
+                cur["error_said"] = round(self.now, 3)
+                self.polled.warnings.append(f"SLURM poll failed ({error}); next try in {delay:.0f} s")
+            cur["error"] = error
             self.polled.events.extend(release_held(cur, self.now))
             return self.polled
         self.cur.pop("error", None)
+        self.cur.pop("error_said", None)
         self._catch_up()
         self._compare(self.snap.queue)
         self.cur["last_ok"] = round(self.snap.at, 3)
