@@ -124,7 +124,8 @@ class SlurmUser:
             wait_until(lambda: self.messages_for(job), timeout, f"a message about SLURM job {job}")
         except AssertionError as e:
             titles = [b.get("title") for b in self.messages()]
-            raise AssertionError(f"{e}; the messages: {titles}; the log: {self.watcher_log()[-2000:]}") from None
+            log = self.watcher_log()[-2000:]
+            raise AssertionError(f"{e}; the messages: {titles}; the log: {log}") from None
         found = self.messages_for(job)
         assert len(found) == 1, f"job {job} was told {len(found)} times: {found}"
         return found[0]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 # sacct's answer when the site keeps no accounting database.
 NO_ACCOUNTING = "accounting storage is disabled"
+# A client with no slurm.conf looks for the controller in DNS, and says this when it finds none.
+NO_CLUSTER = "resolve_ctls_from_dns_srv"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class Answer:
             return f"{self.argv[0]} is not installed on this host"
         if self.timed_out:
             return f"{self.argv[0]} did not answer within {self.seconds:.0f} s"
+        if NO_CLUSTER in self.stderr:
+            return (f"{self.argv[0]} finds no SLURM cluster from this host (no slurm.conf, no DNS "
+                    "record); [slurm] enabled = no stops the tries")
         first = (self.stderr.strip().splitlines() or ["no output"])[0]
         return f"{self.argv[0]} failed: {first[:200]}"
 

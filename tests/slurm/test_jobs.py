@@ -207,7 +207,8 @@ def test_a_hanging_controller_holds_back_no_other_job(slurm_lab: SlurmLab, user:
                "the local job's message while squeue hangs")
     failed = [x for x in user.watcher_log().splitlines() if "SLURM poll failed" in x]
     assert failed and "squeue did not answer within 1 s" in failed[0]
-    wait_until(lambda: user.status_json()["slurm"]["interval"] >= 4, 30, "polls that failed again to back off")
+    wait_until(lambda: user.status_json()["slurm"]["interval"] >= 4, 30,
+               "polls that failed again to back off")
     said = [x for x in user.watcher_log().splitlines() if "SLURM poll failed" in x]
     assert len(said) == 1, "the same failure is said once (and hourly), not at every poll"
 

@@ -429,3 +429,12 @@ def test_a_failing_poll_is_said_once_not_at_every_try() -> None:
         lab.cursor, lab.now = polled.cursor, lab.now + 60
     assert len(said) == 1 and "squeue gave no answer" in said[0]
     assert lab.cursor["error"] == "squeue gave no answer"
+
+
+def test_a_host_with_the_client_tools_but_no_cluster_is_told_how_to_stop_the_tries() -> None:
+    from notifyd.slurm.tools import Answer
+
+    answer = Answer(("squeue",), ok=False, stderr="squeue: error: resolve_ctls_from_dns_srv: res_nsearch "
+                    "error: Unknown host\nsqueue: error: fetch_config: DNS SRV lookup failed\n")
+    assert answer.problem == ("squeue finds no SLURM cluster from this host (no slurm.conf, no DNS record); "
+                              "[slurm] enabled = no stops the tries")
