@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                         "--quick writes none unless given)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only figures whose group name is given (repeatable): overhead, hook, "
-                        "latency, idle, burst, history, procs, snapshot, slurm")
+                        "latency, idle, burst, history, procs, snapshot, slurm-latency, slurm-calls, "
+                        "slurm-poll")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else Sizes()
     out = args.out or (None if args.quick else REPO / "bench" / "results.md")
@@ -112,14 +113,16 @@ def main(argv: list[str] | None = None) -> int:
                                               size.procs_per_node)),
         ("snapshot", lambda: procview.snapshot_cpu(install, size.snapshot_runs,
                                                    size.snapshot_processes)),
-        # A SLURM cluster of its own (root): full runs, or --only slurm.
-        ("slurm", lambda: slurm.figures(install, size.slurm_jobs, args.quick)),
+        # A SLURM cluster of its own (root) for each: full runs, or --only slurm-*.
+        ("slurm-latency", lambda: slurm.figures(install, "latency", size.slurm_jobs, args.quick)),
+        ("slurm-calls", lambda: slurm.figures(install, "calls", size.slurm_jobs, args.quick)),
+        ("slurm-poll", lambda: slurm.figures(install, "poll", size.slurm_jobs, args.quick)),
     ]
     rows: list[Row] = []
     for name, run in groups:
         if args.only and name not in args.only:
             continue
-        if name == "slurm" and args.quick and not args.only:
+        if name.startswith("slurm") and args.quick and not args.only:
             continue  # the suite's own SLURM lab may be running: one lab at a time
         say(f"bench: {name} ...")
         t0 = time.monotonic()

@@ -50,26 +50,27 @@ def _lab_or_reason() -> tuple[Any, str]:
     return slurmlab, ""
 
 
-def figures(install: Install, jobs: int, quick: bool) -> list[Row]:
-    """Every SLURM figure; a row saying what is missing where the lab cannot run."""
+def figures(install: Install, part: str, jobs: int, quick: bool) -> list[Row]:
+    """One part of the SLURM figures (latency, calls, poll); a row saying what is missing where
+    the lab cannot run."""
     sys.path.insert(0, str(REPO / "tests"))
     mod, why = _lab_or_reason()
     if mod is None:
-        return [Row("SLURM figures", "not measured", "-", "-", "-", None, [why])]
+        return [Row(f"SLURM figures ({part})", "not measured", "-", "-", "-", None, [why])]
     from slurmuser import SlurmUser
 
     lab = mod.SlurmLab(venv=install.venv)
     lab.start(mod.LabConfig(min_job_age=300))
     try:
         with receiver() as rec:
-            rows = _latency(lab, SlurmUser(lab, rec), jobs)
-        with receiver() as rec:
-            rows += _calls(lab, SlurmUser(lab, rec), IDLE_WINDOW / (24 if quick else 1),
-                           10 if quick else BUSY_JOBS)
-        rows += _poll_cost(lab, 20 if quick else QUEUE_JOBS)
+            if part == "latency":
+                return _latency(lab, SlurmUser(lab, rec), jobs)
+            if part == "calls":
+                return _calls(lab, SlurmUser(lab, rec), IDLE_WINDOW / (24 if quick else 1),
+                              10 if quick else BUSY_JOBS)
+            return _poll_cost(lab, 20 if quick else QUEUE_JOBS)
     finally:
         lab.stop()
-    return rows
 
 
 # -- end -> message ------------------------------------------------------------------------------
@@ -79,7 +80,10 @@ INNER = "#!/bin/bash\n#SBATCH -J inner-{n}\n#SBATCH -o /dev/null\npingch -t inne
 
 
 def _latency(lab: Any, user: Any, jobs: int) -> list[Row]:
-    user.configure(interval=f"{SLURM_INTERVAL:g}s").start_watcher()
+    # idle_interval = interval: the steady state of a user with jobs coming. After a quiet
+    # spell the source backs off (up to min(idle_interval, MinJobAge/2)), and the first
+    # end of a plain job waits for that poll.
+    user.configure(interval=f"{SLURM_INTERVAL:g}s", idle_interval=f"{SLURM_INTERVAL:g}s").start_watcher()
     ends = user.root / "ends"
     user._mkdir(ends)
     rng = random.Random(7)
@@ -110,7 +114,9 @@ def _latency(lab: Any, user: Any, jobs: int) -> list[Row]:
             f"SLURM job end -> message at a local webhook, {what} ({jobs} sbatch jobs)",
             f"p50 {sec(d.median)}, p95 {sec(quantile(d.samples, 0.95))}, max {sec(max(d.samples))}",
             "-", "-", target, ok,
-            [f"[slurm] interval = {SLURM_INTERVAL:g}s, jobs submitted 0-{SLURM_INTERVAL:g} s apart at "
+            [f"[slurm] interval = idle_interval = {SLURM_INTERVAL:g}s (a user with jobs coming: after a "
+             "quiet spell the source backs off to min(idle_interval, MinJobAge/2) and a plain job's "
+             "first end waits for that poll), jobs submitted 0-{SLURM_INTERVAL:g} s apart at "
              "random so their ends fall anywhere between two polls, the plain jobs first, then those "
              "with pingch; " + ("the end is pingch's finish event's ts, and that finish makes the source "
                                 "poll soon (0.5 s, then 1, 2, 4 s...) for the scheduler's word" if
