@@ -9,6 +9,9 @@ than lose every pending delivery because of it.
 
 Events (what pingch writes) stay plain dicts: they are validated where they
 are read (spool/events.py), and pingch must not pay for dataclasses.
+
+Long: one dataclass for each kind of record the state holds, each with its
+checks; one file keeps the state file's format in one place.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ spans for paths and commands, a fenced block for the job's last lines.
 
 Everything that comes from the job (title, command, cwd, host, group, file
 names, its output, errors) is defused (notifyd.notify.defuse) as it is put in.
+
+Long: every kind of message (a job's end, a start, a lost job, the test
+message, a digest, a group's summary) and the fitting to a service's length
+that they share; a SLURM job's own words are in notify/slurm.py.
 """
 
 from __future__ import annotations

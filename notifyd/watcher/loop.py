@@ -13,6 +13,10 @@ the wake-up FIFO), with the round's clock read once and passed down:
      save what was delivered or given up.
 Every save checks the lease first (`_save`): a watcher that lost its lease
 writes nothing more.
+
+Long: the one thread that owns the state lives here (the rounds, the fenced
+save, start and stop); each step is a method of a few lines, and the flows
+it calls (intake, lost, delivery, the sources) have modules of their own.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each test hands the source's Pass a snapshot of what the tools said (the
 text below was captured from the real lab, then varied) and reads the events
-it makes. The real cluster runs the same paths in tests/slurm/test_slurm.py.
+it makes. The real cluster runs the same paths in tests/slurm/test_ends.py and test_jobs.py.
 """
 
 from __future__ import annotations
