@@ -198,7 +198,8 @@ def test_down_past_min_job_age_without_accounting_the_gap_is_said(slurm_lab: Slu
 # -- a controller that hangs, a host without SLURM --------------------------------------------------
 def test_a_hanging_controller_holds_back_no_other_job(slurm_lab: SlurmLab, user: SlurmUser,
                                                       dead_controller: DeadController) -> None:
-    user.configure(timeout="1s").start_watcher(env=dead_controller.env())
+    # Failures back off like idleness does, up to idle_interval.
+    user.configure(timeout="1s", idle_interval="30s").start_watcher(env=dead_controller.env())
     wait_until(lambda: (user.status_json().get("slurm") or {}).get("error"), 30, "a failed SLURM poll")
     assert "did not answer within 1 s" in user.status_json()["slurm"]["error"]
     p = user.lab.as_user(["pingch", "-t", "local", "true"], user.env)
