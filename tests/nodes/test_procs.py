@@ -416,8 +416,9 @@ def test_nodes_json_has_documented_keys(three_nodes: tuple[Home, Path]) -> None:
     nodes = json.loads(out)
     assert [n["node"] for n in nodes] == ["node-a", "node-b", "node-c"]
     for n in nodes:
-        assert set(n) == {"node", "state", "age", "cores", "busy_cores", "free_cores", "load",
+        assert set(n) == {"source", "node", "state", "age", "cores", "busy_cores", "free_cores", "load",
                           "mem_total", "mem_free", "gpus_busy", "gpus", "top_users"}
+        assert n["source"] == "snapshot"
         assert n["state"] in {"idle", "mixed", "busy"}
         assert n["cores"] == psutil.cpu_count()
         assert n["gpus"] == 0

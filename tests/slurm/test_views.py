@@ -43,6 +43,8 @@ def test_nodes_json_has_the_slurm_node_with_its_drain_reason(slurm_lab: SlurmLab
         slurm_lab.resume_node()
     assert p.returncode == 0, p.stderr
     (node,) = [n for n in json.loads(p.stdout) if n["source"] == "slurm"]
+    assert set(node) == {"source", "name", "state", "cpus_alloc", "cpus_total", "mem_total_mb",
+                         "mem_alloc_mb", "mem_free_mb", "load", "partitions", "reason"}  # as README says
     assert node["name"] == slurm_lab.node.name and node["reason"] == "new fans"
     assert "drain" in node["state"].lower()
 
