@@ -356,13 +356,15 @@ def test_json_is_one_object_with_running_and_finished_lists(home: Home) -> None:
     write_inbox(home, [record("node5-1-aaaaaaaa", NOW - 90, info(title="done", group="g"))])
     doc = jobs_json(home)
     assert set(doc) == {"running", "finished"}
+    # slurm_job, state, reason (running) and slurm_state, cpu_eff, mem_eff (finished) are
+    # empty for a job outside SLURM (tests/slurm/test_views.py fills them).
     assert set(doc["running"][0]) == {"job", "title", "host", "pid", "user", "cwd", "group",
-                                      "start_ts", "elapsed"}
+                                      "start_ts", "elapsed", "slurm_job", "state", "reason"}
     assert doc["finished"][0] == {
         "job": "node5-1-aaaaaaaa", "title": "done", "host": "node5", "pid": 4242, "group": "g",
         "outcome": "ok", "outcome_text": "ok", "exit": 0, "signal": None, "duration": 723.0,
         "maxrss_kb": 1_258_291, "start_ts": NOW - 600 - 723.0, "end_ts": NOW - 600,
-        "delivery": "delivered"}
+        "delivery": "delivered", "slurm_job": "", "slurm_state": "", "cpu_eff": None, "mem_eff": None}
 
 
 def test_table_fits_80_columns_when_not_a_terminal(home: Home) -> None:
