@@ -68,7 +68,9 @@ def test_jobs_lists_a_pending_job_with_its_reason_and_a_running_one_with_its_nod
     try:
         def both() -> dict[str, dict[str, object]]:
             rows = {str(r.get("slurm_job")): r for r in user.jobs_json()["running"]}
-            return rows if {str(running), str(held)} <= set(rows) else {}
+            # The watcher may first have seen the job pending: wait for its next poll.
+            listed = {str(running), str(held)} <= set(rows)
+            return rows if listed and rows[str(running)]["state"] == "RUNNING" else {}
         rows = wait_until(both, 20, "notifyd jobs to list both jobs")
         table = user.notifyd("jobs").stdout
     finally:
