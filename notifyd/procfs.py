@@ -53,25 +53,30 @@ def clock_ticks() -> int:
     return os.sysconf("SC_CLK_TCK")
 
 
+def _first_number(path: str, key: bytes) -> int:
+    """The first number on the line of `path` that starts with `key` ("VmHWM:", "Uid:").
+
+    OSError if the file cannot be read or has no such line; IndexError or
+    ValueError if the line is garbled.
+    """
+    with open(path, "rb") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1])
+    raise OSError(f"no {key.decode()} line in {path}")
+
+
 def peak_rss_kb(pid: int | str = "self") -> int | None:
     """The process's peak resident set size in KiB (VmHWM in /proc/PID/status); None if unreadable."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
+        return _first_number(f"/proc/{pid}/status", b"VmHWM:")
     except (OSError, IndexError, ValueError):
-        pass
-    return None
+        return None
 
 
 def real_uid(pid: int) -> int:
     """The process's real uid; OSError if the process is gone (IndexError, ValueError if garbled)."""
-    with open(f"/proc/{pid}/status", "rb") as f:
-        for line in f:
-            if line.startswith(b"Uid:"):
-                return int(line.split()[1])
-    raise OSError(f"no Uid line for {pid}")
+    return _first_number(f"/proc/{pid}/status", b"Uid:")
 
 
 def cmdline(pid: int) -> list[str]:
@@ -98,13 +103,9 @@ def environ(pid: int) -> dict[str, str]:
 def mem_total_kb() -> int | None:
     """The node's MemTotal from /proc/meminfo (KiB); None if unreadable."""
     try:
-        with open("/proc/meminfo", "rb") as f:
-            for line in f:
-                if line.startswith(b"MemTotal:"):
-                    return int(line.split()[1])
+        return _first_number("/proc/meminfo", b"MemTotal:")
     except (OSError, IndexError, ValueError):
-        pass
-    return None
+        return None
 
 
 def boot_time() -> float:

@@ -73,40 +73,40 @@ def silent() -> Iterator[Silent]:
     server.close()
 
 
-def test_every_message_reaches_the_answering_url_while_the_other_hangs(
-        home: Home, receiver: Receiver, silent: Silent) -> None:
+@pytest.fixture
+def both(home: Home, receiver: Receiver, silent: Silent) -> Iterator[WatcherProc]:
+    """A watcher with two URLs: the one that hangs first, then the one that answers."""
     home.write_config(fast_config(silent.url, receiver.url))
     w = WatcherProc(home).start()
-    try:
-        assert home.pingch("-t", "first", "true").returncode == 0
-        wait_until(lambda: silent.opened, 20, "the hanging service to be asked")
-        # Jobs that end while the first request to the hanging URL waits.
-        for n in range(3):
-            assert home.pingch("-t", f"during-{n}", "true").returncode == 0
-        receiver.wait_for(4, timeout=20)
-        with silent.lock:
-            still_waiting = not silent.closed
-        titles = sorted(b["title"].split()[1] for b in receiver.bodies())
-        assert titles == ["during-0", "during-1", "during-2", "first"]
-        assert still_waiting, "the answering URL got its messages only after the hang ended"
-    finally:
-        w.stop()
+    yield w
+    w.stop()
+
+
+@pytest.mark.usefixtures("both")
+def test_every_message_reaches_the_answering_url_while_the_other_hangs(
+        home: Home, receiver: Receiver, silent: Silent) -> None:
+    assert home.pingch("-t", "first", "true").returncode == 0
+    wait_until(lambda: silent.opened, 20, "the hanging service to be asked")
+    # Jobs that end while the first request to the hanging URL waits.
+    for n in range(3):
+        assert home.pingch("-t", f"during-{n}", "true").returncode == 0
+    receiver.wait_for(4, timeout=20)
+    with silent.lock:
+        still_waiting = not silent.closed
+    titles = sorted(b["title"].split()[1] for b in receiver.bodies())
+    assert titles == ["during-0", "during-1", "during-2", "first"]
+    assert still_waiting, "the answering URL got its messages only after the hang ended"
 
 
 def test_the_hanging_url_keeps_its_messages_and_the_lease_stays_alive(
-        home: Home, receiver: Receiver, silent: Silent) -> None:
-    home.write_config(fast_config(silent.url, receiver.url))
-    w = WatcherProc(home).start()
-    try:
-        assert home.pingch("-t", "kept", "true").returncode == 0
-        receiver.wait_for(1, timeout=20)
-        wait_until(lambda: silent.closed, 30, "the hanging request to time out")
-        # The watcher went on heartbeating through the hang: it still holds the lease.
-        assert w.alive
-        code, out, _ = home.notifyd("status", "--json")
-        assert code == 0 and '"running": true' in out
-        # The message for the hanging URL is still pending, not lost.
-        code, out, _ = home.notifyd("jobs", "--json")
-        assert code == 0 and '"delivery": "pending"' in out
-    finally:
-        w.stop()
+        home: Home, receiver: Receiver, silent: Silent, both: WatcherProc) -> None:
+    assert home.pingch("-t", "kept", "true").returncode == 0
+    receiver.wait_for(1, timeout=20)
+    wait_until(lambda: silent.closed, 30, "the hanging request to time out")
+    # The watcher went on heartbeating through the hang: it still holds the lease.
+    assert both.alive
+    code, out, _ = home.notifyd("status", "--json")
+    assert code == 0 and '"running": true' in out
+    # The message for the hanging URL is still pending, not lost.
+    code, out, _ = home.notifyd("jobs", "--json")
+    assert code == 0 and '"delivery": "pending"' in out
