@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 from harness import NOTIFYD, PINGCH, Home, Receiver, fast_config, wait_until
 
@@ -246,15 +247,31 @@ def test_job_on_a_silent_host_without_snapshots_is_reported_lost(
     assert "silent" in str(msg["message"])
 
 
+def _group_members(h: Home, group: str) -> int:
+    path = h.state_dir / "watcher-state.json"
+    try:
+        return len(json.loads(path.read_text())["groups"][group]["jobs"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
 def test_a_group_spread_over_three_hosts_is_one_message_when_its_last_job_ends(
-        hosts: Hosts, receiver: Receiver) -> None:
+        hosts: Hosts, receiver: Receiver, tmp_path: Path) -> None:
     hs = hosts(3)
     hs[0].write_config(fast_config(receiver.url).replace("[notify]\n", "[notify]\ngroup_wait = 2s\n"))
     assert hs[0].notifyd("ensure")[0] == 0
     wait_until(lambda: bool(_holders(hs)), 20, "a watcher")
-    procs = [subprocess.Popen([PINGCH, "-g", "relax", "-t", f"relax-{h.host}", "sleep", str(1 + i)],
-                              env=h.env) for i, h in enumerate(hs)]
-    procs.append(subprocess.Popen([PINGCH, "-g", "relax", "-t", "relax-broken", "false"], env=hs[1].env))
+    # The jobs end only once the watcher has read all four starts: under load a start
+    # read over sshfs can come later than another job's end plus group_wait, and the
+    # group would then rightly be told with the jobs it knew of.
+    gate = tmp_path / "go"
+    wait_gate = f"while [ ! -e {gate} ]; do sleep 0.05; done"
+    procs = [subprocess.Popen([PINGCH, "-g", "relax", "-t", f"relax-{h.host}", "sh", "-c",
+                               f"{wait_gate}; sleep {i}"], env=h.env) for i, h in enumerate(hs)]
+    procs.append(subprocess.Popen([PINGCH, "-g", "relax", "-t", "relax-broken", "sh", "-c",
+                                   f"{wait_gate}; exit 1"], env=hs[1].env))
+    wait_until(lambda: _group_members(hs[0], "relax") == 4, 40, "the watcher to know four members")
+    gate.touch()
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 1]
     (summary,) = receiver.wait_for(1, timeout=40)
     time.sleep(3)
