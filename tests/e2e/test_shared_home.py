@@ -216,9 +216,12 @@ def test_running_job_is_never_called_lost_and_its_finish_comes_once(
 
 
 def test_job_on_a_rebooted_host_is_lost_and_its_late_finish_is_reported_once(
-        hosts: Hosts, receiver: Receiver) -> None:
+        hosts: Hosts, receiver: Receiver, tmp_path: Path) -> None:
     a, _b = _lost_setup(hosts, receiver)
-    job = _start_job(a, "-t", "rebooted", "sleep", "12")
+    # The job ends when the test says so, not after a fixed sleep: under load the lost
+    # message could otherwise come after the job's own finish.
+    gate = tmp_path / "go"
+    job = _start_job(a, "-t", "rebooted", "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.1; done")
     time.sleep(3)  # the "reboot" must come clearly after the job's start
     _snapshot(a)
     snap_file = a.state_dir / "procs" / f"{a.host}.json"
@@ -228,6 +231,7 @@ def test_job_on_a_rebooted_host_is_lost_and_its_late_finish_is_reported_once(
     lost_msg = receiver.wait_for(1, timeout=30)[0]
     assert "rebooted lost on host0" in str(lost_msg["title"])
     assert "rebooted" in str(lost_msg["message"])
+    gate.touch()
     assert job.wait(timeout=30) == 0  # it had not really died: its finish comes later
     bodies = receiver.wait_for(2)
     time.sleep(1)
