@@ -162,7 +162,11 @@ def test_with_accounting_sacct_shows_the_job_and_its_batch_step(slurm_lab: Slurm
         for line in p.stdout.splitlines():
             job_id, state, exit_code = line.split("|")
             found[job_id] = (state, exit_code)
-        return found if f"{job}.batch" in found else {}
+        # slurmdbd may write the batch step's row before it updates the job's own row
+        # from PENDING, so wait for both to be final.
+        settled = f"{job}.batch" in found and found.get(str(job), ("PENDING",))[0] not in (
+            "PENDING", "RUNNING")
+        return found if settled else {}
 
     assert wait_until(rows, 20, "sacct to list the job's batch step") == {
         str(job): ("FAILED", "3:0"), f"{job}.batch": ("FAILED", "3:0")}
