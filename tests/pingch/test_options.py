@@ -37,7 +37,8 @@ def path_env(home: Home) -> dict[str, str]:
 def usage_error(p: subprocess.CompletedProcess[str], home: Home, message: str) -> None:
     assert p.returncode == 2, p.stderr
     assert message in p.stderr
-    assert "usage: pingch" in p.stderr
+    # The error and where to look, not the whole usage (it would scroll the error away).
+    assert p.stderr.splitlines()[1:] == ["see pingch -h for the options"], p.stderr
     assert "Traceback" not in p.stderr
     assert home.events() == []
 
@@ -571,6 +572,16 @@ def test_help_lists_every_option(home: Home) -> None:
     for option in ("--title", "--group", "--notify", "--tail", "--lines", "--attach",
                    "--hide-command", "--detach", "--output", "--pid", "--help"):
         assert option in p.stdout
+
+
+def test_every_help_line_fits_80_columns(home: Home) -> None:
+    p = home.pingch("--help")
+    assert p.returncode == 0
+    assert [line for line in p.stdout.splitlines() if len(line) > 80] == []
+
+
+def test_pid_beyond_the_systems_pid_max_is_a_usage_error(home: Home) -> None:
+    usage_error(home.pingch("-p", "99999999"), home, f"from 1 to {options.pid_max()}")
 
 
 @pytest.mark.parametrize("option", ["-g", "--notify", "--tail", "-n", "--attach", "-o"])
