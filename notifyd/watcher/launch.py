@@ -67,7 +67,8 @@ def python_entry(prog: str, module: str, function: str) -> str:
 
 
 # The background watcher's entry skips the typer CLI, which would stay in
-# memory for the watcher's whole life; "watch --background" stays in argv for ps.
+# memory for the watcher's whole life. "watch --background" is in argv for the
+# moment before it names itself `notifyd watcher (USER)` (proctitle.py).
 _ENTRY = python_entry("notifyd", "notifyd.watcher.loop", "run_in_background")
 
 

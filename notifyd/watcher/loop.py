@@ -38,7 +38,7 @@ from notifyd.nodes import reader as nodes
 from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
 from notifyd.spool import wake
-from notifyd.watcher import lease, lost
+from notifyd.watcher import lease, lost, proctitle
 from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.delivery import Delivery
 from notifyd.watcher.intake import Intake
@@ -424,6 +424,7 @@ def run_in_background() -> int:
     """
     from notifyd import paths as paths_mod
 
+    proctitle.name_watcher(paths_mod.user_name())
     try:
         return main(paths_mod.resolve(), paths_mod.host_name(), background=True)
     except NotifydError as exc:

@@ -504,6 +504,32 @@ def test_detach_returns_before_the_job_ends_printing_its_job_id(home: Home, tmp_
     assert finish["exit"] == 0
 
 
+def test_a_detached_jobs_pingch_shows_in_ps_as_pingch_d_and_the_command(home: Home, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    wait_loop = f"until [ -e {shlex.quote(str(go))} ]; do sleep 0.05; done"
+    assert home.pingch("-d", "-t", "named", "sh", "-c", wait_loop).returncode == 0
+    try:
+        job_pid = wait_for(home, "start")["pid"]
+        stat_fields = Path(f"/proc/{job_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        inner = int(stat_fields[1])  # the job's parent: its pingch
+        argv = Path(f"/proc/{inner}/cmdline").read_bytes().split(b"\0")[:-1]
+        assert [os.fsdecode(a) for a in argv[1:]] == [
+            str(BIN / "pingch"), "-d", "-t", "named", "sh", "-c", wait_loop]
+        shown = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(inner)], capture_output=True, text=True)
+        assert "/pingch -d -t named sh -c until" in shown.stdout
+        assert Path(f"/proc/{inner}/comm").read_text() == "pingch\n"  # what top shows
+    finally:
+        go.touch()
+    assert wait_for(home, "finish")["exit"] == 0
+
+
+def test_a_detached_command_that_starts_with_a_dash_is_run_as_the_command(home: Home) -> None:
+    p = home.pingch("-d", "--", "-no-such-program")
+    assert p.returncode == 0, p.stderr
+    finish = wait_for(home, "finish")
+    assert finish["exit"] == 127 and "-no-such-program" in finish["error"]
+
+
 def test_detached_output_goes_to_a_private_joblog_by_default(home: Home) -> None:
     p = home.pingch("-d", "sh", "-c", "echo hello; echo oops >&2")
     job = p.stdout.strip()
