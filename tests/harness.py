@@ -102,7 +102,9 @@ class Home:
                 env = proc.info["environ"] or {}
             except (psutil.Error, KeyError):
                 continue
-            if "watch" in cmd and env.get("HOME") == self.env["HOME"] and proc.status() != "zombie":
+            # `notifyd watch` in the foreground, or a background watcher by its title.
+            named = "watch" in cmd or cmd[:1] == [f"notifyd watcher ({self.env['USER']})"]
+            if named and env.get("HOME") == self.env["HOME"] and proc.status() != "zombie":
                 pids.append(proc.pid)
         return pids
 

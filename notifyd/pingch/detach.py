@@ -42,9 +42,7 @@ def detach(opts: "Options", recorder: "HostRecorder") -> int:
         return EXIT_ERROR
     from notifyd.watcher import launch  # -d only: a job in the foreground never loads it
 
-    # The inner pingch: installed code only (see launch.python_entry).
-    inner = launch.python_entry("pingch", "notifyd.pingch.entry", "main")
-    argv = [sys.executable, "-c", inner, *opts.inner_args, "--", *opts.command]
+    argv = inner_argv(opts)
     env = {**os.environ, ENV_JOB_ID: job, ENV_JOB_LOG: log}
     # The child inherits an ignored SIGHUP, and the job pingch starts keeps it
     # ignored (see run.py's _block_signals); a handler would be reset by exec.
@@ -59,7 +57,48 @@ def detach(opts: "Options", recorder: "HostRecorder") -> int:
         os.close(fd)
     sys.stderr.write(f"pingch: started {job} in the background; output in {log}\n")
     sys.stdout.write(f"{job}\n")
+    # Here, not only in the job's pingch: that one's stderr is the job's log,
+    # and a watcher that cannot start must be said where the user looks.
+    recorder.ensure_watcher()
     return 0
+
+
+def inner_argv(opts: "Options") -> list[str]:
+    """The job's pingch: this pingch script again, as `pingch -d [OPTIONS] COMMAND…` in ps.
+
+    It runs for as long as the job, so ps, top and `notifyd procs` should
+    name it: `python3 …/bin/pingch -d ./run.sh` (top: `pingch`), not a
+    `python3 -c import sys; …` program. The -d it is given does not detach
+    again: the job id handed over in its environment says it is the job's
+    pingch (entry.main). `--` only where the command itself starts with '-'.
+    Where this process is not the installed script (an older pingch's -c
+    entry, a test calling main()), the -c entry of installed code is used,
+    as launch.python_entry says why.
+    """
+    rest = [*opts.inner_args, *(["--"] if opts.command[0].startswith("-") else []), *opts.command]
+    script = sys.argv[0]
+    if os.path.basename(script) == "pingch" and _installed_script(script):
+        return [os.path.abspath(script), "-d", *rest]
+    from notifyd.watcher import launch
+
+    return [sys.executable, "-c", launch.python_entry("pingch", "notifyd.pingch.entry", "main"),
+            *opts.inner_args, "--", *opts.command]
+
+
+def _installed_script(path: str) -> bool:
+    """Is `path` a script the kernel can start by itself: executable, with an absolute #! line?
+
+    A path, not a bare name (the -c entry sets argv[0] to 'pingch', which
+    would be looked up in the job's directory); and installed, since the
+    repository's scripts/pingch says `#!python` until pip rewrites it.
+    """
+    if "/" not in path or not os.access(path, os.X_OK):
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"#!/"
+    except OSError:
+        return False
 
 
 def _open_log(opts: "Options", state_dir: str, job: str) -> tuple[str, int]:

@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return follow.watch_pid(opts.pid, opts, recorder)
     if not opts.command:
         options.usage_error("no COMMAND given")
-    if opts.detach:
+    # A job handed over by `pingch -d` is the job's own pingch, given -d
+    # again only so that ps names it (detach.inner_argv): it runs the job.
+    if opts.detach and not job:
         from notifyd.pingch import detach  # -d only: the job's own pingch never loads it
 
         return detach.detach(opts, recorder)

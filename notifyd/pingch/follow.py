@@ -10,6 +10,7 @@ import time
 
 from notifyd import procfs
 from notifyd.pingch import facts, record
+from notifyd.pingch.options import EXIT_USAGE
 from notifyd.spool import events
 
 TYPE_CHECKING = False  # typing stays off the hot path
@@ -29,8 +30,10 @@ def watch_pid(pid: int, opts: "Options", recorder: "HostRecorder") -> int:
     """Follow a process that is not our child until it ends; its exit code stays unknown."""
     start_ticks, maxrss, cpu = _proc_sample(pid)
     if not start_ticks:
-        sys.stderr.write(f"pingch: no running process with pid {pid}; check it with: ps -p {pid}\n")
-        return 1
+        # A wrong value on the command line, like a pid out of range: 2, and nothing recorded.
+        sys.stderr.write(f"pingch: -p {pid}: no running process has that pid; "
+                         f"ps -u $USER lists yours\n")
+        return EXIT_USAGE
     environ = procfs.environ(pid)  # now: a process's environment is unreadable once it is gone
     start = procfs.boot_time() + int(start_ticks) / procfs.clock_ticks()
     started = _start_event(pid, start, opts, recorder)

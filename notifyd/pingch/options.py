@@ -21,17 +21,17 @@ Runs COMMAND, records its start and finish in the notifyd spool and exits with
 its status; the notifyd watcher sends the notification. A single argument with
 shell syntax ('make && ./run > log') runs under bash -c.
 
-  -t, --title TITLE     name of the job in the notification (default: the command)
+  -t, --title TITLE     the job's name in notifications (default: the command)
   -g, --group NAME      put the job in group NAME (1-64 of A-Z a-z 0-9 . _ -)
-      --notify WHEN     failure: tell only if it fails; none: record it, tell nobody;
-                        all: always (default)
-      --tail FILE       send the last lines of FILE (the job's log) with the notification
+      --notify WHEN     failure: tell only if it fails; none: record it, tell
+                        nobody; all: always (default)
+      --tail FILE       send FILE's last lines (the job's log) with the message
   -n, --lines N         how many lines --tail sends: 1 to 50 (default 10)
-      --attach FILE     attach FILE to the notification where the service allows it
-      --hide-command    keep the command line out of the notification; the default
-                        title is then the program's name only
-  -d, --detach          run the job in the background so it survives logout; prints
-                        its job id and returns at once
+      --attach FILE     attach FILE to the notification where the service can
+      --hide-command    keep the command line out of the notification; the
+                        default title is then the program's name only
+  -d, --detach          run the job in the background so it survives logout;
+                        prints its job id and returns at once
   -o, --output FILE     with -d: append the job's output to FILE
                         (default: $STATE/joblogs/JOB_ID.log)
   -p, --pid PID         watch a running process instead of starting one
@@ -117,6 +117,9 @@ def _check_values(opts: Options, values: dict[str, tuple[str, str]]) -> None:
         if attr == "pid":
             if not (value.isascii() and value.isdigit()) or int(value) <= 0:
                 usage_error(f"{name} needs a process id (a positive number), not {value!r}")
+            if int(value) > pid_max():
+                usage_error(f"{name} needs a process id from 1 to {pid_max()} (this system's "
+                            f"pid_max), not {value!r}; ps -u $USER lists yours")
             opts.pid = int(value)
         elif attr == "lines":
             if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= TAIL_LINES_MAX:
@@ -146,8 +149,19 @@ def _check_values(opts: Options, values: dict[str, tuple[str, str]]) -> None:
         opts.attach = os.path.normpath(os.path.join(facts.working_dir(), opts.attach))
 
 
+def pid_max() -> int:
+    """The largest process id this kernel gives (/proc/sys/kernel/pid_max); Linux's limit if unreadable."""
+    try:
+        with open("/proc/sys/kernel/pid_max", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 4194304  # PID_MAX_LIMIT on 64-bit Linux (include/linux/threads.h)
+
+
 def usage_error(message: str) -> "NoReturn":
-    sys.stderr.write(f"pingch: {message}\n{USAGE}")
+    # Not the whole usage: its 25 lines would push the one that matters off
+    # an 80x24 screen.
+    sys.stderr.write(f"pingch: {message}\nsee pingch -h for the options\n")
     raise SystemExit(EXIT_USAGE)
 
 

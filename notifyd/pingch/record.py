@@ -32,6 +32,9 @@ class HostRecorder:
         self.state_dir = paths.state_dir_str()
         self.path = paths.spool_file_str(self.state_dir, self.host)
         self.warned = False
+        # Set when the quick look at the lease found no watcher: only then is
+        # the note of why none can start looked at, at the start and the end.
+        self.no_watcher = False
 
     def append(self, event: dict[str, object]) -> None:
         try:
@@ -47,6 +50,9 @@ class HostRecorder:
         """Record a job's end, then wake a watcher on this host to tell of it at once."""
         self.append(event)
         wake.poke(self.state_dir, self.host)
+        if self.no_watcher:
+            # The watcher spawned at the start may have failed since.
+            self.tell_cannot_start()
 
     def _in_state_dir(self, write: "Callable[[str, bytes], None]", path: str, data: bytes) -> None:
         """write(path, data), creating its directory (0700) the first time it is missing."""
@@ -73,10 +79,30 @@ class HostRecorder:
             # cost ~0.5 ms of every job, and most jobs find a watcher running.
             from notifyd.watcher import launch
 
+            self.no_watcher = True
+            self.tell_cannot_start()
             return launch.start_watcher(self.state_dir, self.host, careful=False)
         except Exception as exc:
             self.warn(f"cannot start the notifyd watcher: {exc}")
             return 0
+
+    def tell_cannot_start(self) -> None:
+        """One line on stderr if the last watcher on this host could not start, once per cause.
+
+        Its cause (an unsafe config, say) is otherwise only in the watcher's
+        log, and every job would end with no word that nobody is told.
+        """
+        try:
+            from notifyd.watcher import launch
+
+            cause = launch.take_cause(paths.lease_dir_str(self.state_dir), self.host)
+            if cause:
+                sys.stderr.write(f"pingch: no notifyd watcher can start on {self.host}: {cause}; "
+                                 "your jobs are recorded and told once one runs (after the fix: "
+                                 "notifyd ensure)\n")
+                sys.stderr.flush()
+        except Exception:
+            pass  # a note that cannot be read changes nothing for the job
 
     def warn(self, message: str) -> None:
         if not self.warned:

@@ -1,9 +1,11 @@
 """Starting a watcher in the background: the rule shared by pingch and `notifyd ensure`.
 
 Also the detached spawn itself (a session of its own, no inherited fds), which
-pingch -d uses for its job, and the `python -c` entry of installed code that
-both spawns run. Standard library only: pingch calls it whenever its own
-quick look at the lease (pingch/record.py) finds no watcher.
+pingch -d uses for its job, the `python -c` entry of installed code that
+both spawns run, and the note of why no watcher can start on a host
+(lease/cannot-start.<host>), which pingch tells once. Standard library only:
+pingch calls it whenever its own quick look at the lease (pingch/record.py)
+finds no watcher.
 """
 
 import os
@@ -67,7 +69,8 @@ def python_entry(prog: str, module: str, function: str) -> str:
 
 
 # The background watcher's entry skips the typer CLI, which would stay in
-# memory for the watcher's whole life; "watch --background" stays in argv for ps.
+# memory for the watcher's whole life. "watch --background" is in argv for the
+# moment before it names itself `notifyd watcher (USER)` (proctitle.py).
 _ENTRY = python_entry("notifyd", "notifyd.watcher.loop", "run_in_background")
 
 
@@ -75,13 +78,16 @@ def watcher_argv() -> list[str]:
     return [sys.executable, "-c", _ENTRY, "watch", "--background"]
 
 
-def start_watcher(state_dir: str, host: str, careful: bool) -> int:
+def start_watcher(state_dir: str, host: str, careful: bool, *, force: bool = False) -> int:
     """Spawn a background watcher unless one runs; returns its pid, or 0 if none was needed.
 
     careful=False (pingch) trusts the local clock with a wide margin; True
     (`notifyd ensure`) judges the lease exactly as a candidate would. Either
     way the spawned watcher takes the lease only if it is really free, so a
     needless spawn costs a process that exits at once, never a second watcher.
+    force=True (a person's `notifyd ensure`) spawns even within the spawn
+    debounce: a watcher that just failed to start (a config being fixed)
+    leaves its mark, and the person's try after the fix must not be swallowed.
     """
     lease_dir = paths.lease_dir_str(state_dir)
     if careful:
@@ -91,6 +97,83 @@ def start_watcher(state_dir: str, host: str, careful: bool) -> int:
     elif lease.quick_live(lease_dir, host):
         return 0
     paths.ensure_private_dir(lease_dir, state_dir)
-    if not lease.should_spawn(lease_dir, host):
+    if not lease.should_spawn(lease_dir, host) and not force:
         return 0
     return spawn_detached(watcher_argv())
+
+
+# Why no watcher can start on a host, in lease/: written by the watcher that
+# failed (or by `notifyd ensure`, which checks the config first), renamed to
+# .told by the pingch that printed it, removed by a watcher that starts. A
+# cause already told is not written again, so each cause is told once; the
+# rename lets only one of many pingch processes print it. One file per host,
+# as every file in the state dir: a cause may be this host's alone (a
+# directory it cannot write), and no two hosts ever write one file.
+CANNOT_START_PREFIX = "cannot-start."
+TOLD_SUFFIX = ".told"
+CAUSE_MAX = 2000  # bytes read back: a cause is one message, never a log
+
+
+def _cause_path(lease_dir: str, host: str) -> str:
+    return os.path.join(lease_dir, f"{CANNOT_START_PREFIX}{host}")
+
+
+def _read_cause(path: str) -> str:
+    """The cause in `path` ('' when there is none)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return ""
+    try:
+        return os.read(fd, CAUSE_MAX).decode("utf-8", "replace").strip()
+    finally:
+        os.close(fd)
+
+
+def record_cause(lease_dir: str, host: str, cause: str, *, told: bool = False) -> None:
+    """Remember why no watcher can start on `host`, for pingch to tell once (told=True: told already).
+
+    A watcher that cannot start has no terminal, so this note and its log
+    are all it leaves; a note that cannot be written is not worth an error
+    more (the log has the cause).
+    """
+    line = " ".join(cause.split())  # one line on pingch's stderr
+    path = _cause_path(lease_dir, host)
+    try:
+        if _read_cause(path + TOLD_SUFFIX) == line:
+            return
+        paths.ensure_private_dir(lease_dir, os.path.dirname(lease_dir))
+        data = f"{line}\n".encode()
+        if told:
+            fsutil.atomic_write(path + TOLD_SUFFIX, data, f"{path}.tmp.{os.getpid()}")
+            os.unlink(path)
+        else:
+            fsutil.atomic_write(path, data, f"{path}.tmp.{os.getpid()}")
+    except OSError:
+        pass
+
+
+def take_cause(lease_dir: str, host: str) -> str:
+    """The cause not told yet ('' if none), marked told: the caller prints it."""
+    path = _cause_path(lease_dir, host)
+    try:
+        os.replace(path, path + TOLD_SUFFIX)  # one pingch of many gets it
+    except OSError:
+        return ""
+    return _read_cause(path + TOLD_SUFFIX)
+
+
+def last_cause(lease_dir: str, host: str) -> str:
+    """Why the last watcher on `host` could not start, told or not ('' if it started since)."""
+    path = _cause_path(lease_dir, host)
+    return _read_cause(path) or _read_cause(path + TOLD_SUFFIX)
+
+
+def clear_cause(lease_dir: str, host: str) -> None:
+    """A watcher started: whatever stopped the last one is gone (a new failure is news again)."""
+    path = _cause_path(lease_dir, host)
+    for name in (path, path + TOLD_SUFFIX):
+        try:
+            os.unlink(name)
+        except OSError:
+            pass

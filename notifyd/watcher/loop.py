@@ -38,7 +38,7 @@ from notifyd.nodes import reader as nodes
 from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
 from notifyd.spool import wake
-from notifyd.watcher import lease, lost
+from notifyd.watcher import launch, lease, lost, proctitle
 from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.delivery import Delivery
 from notifyd.watcher.intake import Intake
@@ -413,21 +413,29 @@ def main(paths: Paths, host: str, background: bool) -> int:
         log.error("%s", exc.message)
         watcher.lease.release()
         raise
+    launch.clear_cause(str(paths.lease_dir), host)
     return watcher.run()
 
 
 def run_in_background() -> int:
     """A watcher started by pingch or `notifyd ensure` (launch.watcher_argv): no terminal.
 
-    Its errors go to its log (main() writes them there); the exit status is
-    the one `notifyd watch --background` would have had.
+    Its errors go to its log (main() writes them there) and, as one line, to
+    lease/cannot-start.<host>, which the next pingch prints; the exit status
+    is the one `notifyd watch --background` would have had.
     """
     from notifyd import paths as paths_mod
 
+    proctitle.name_watcher(paths_mod.user_name())
+    paths, host = paths_mod.resolve(), paths_mod.host_name()
     try:
-        return main(paths_mod.resolve(), paths_mod.host_name(), background=True)
+        return main(paths, host, background=True)
     except NotifydError as exc:
+        launch.record_cause(str(paths.lease_dir), host, exc.message)
         return int(exc.status)
     except OSError as exc:
         log.error("cannot run: %s", exc)
+        where = f"{exc.filename}: " if exc.filename else ""
+        launch.record_cause(str(paths.lease_dir), host, f"{where}{exc.strerror or exc}; check that this "
+                            "path and its parent directories exist and are yours")
         return 1

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import needs
-from harness import NOTIFYD, PINGCH, REPO, Home, Receiver
+from harness import NOTIFYD, PINGCH, REPO, Home, Receiver, lease_holder
 from harness import read_crontab as _crontab
 
 HOOK = REPO / "hooks" / "notifyd.bash"
@@ -52,6 +52,16 @@ def test_after_init_a_real_pingch_job_is_notified(home: Home, receiver: Receiver
     assert home.pingch("-t", "hello", "true").returncode == 0
     titles = [b["title"] for b in receiver.wait_for(2)]
     assert any("hello" in t and home.host in t for t in titles[1:]), titles
+
+
+def test_init_says_whether_it_started_the_watcher_or_found_it_running(
+        home: Home, receiver: Receiver) -> None:
+    first = _init(home, "--url", receiver.url, "--yes", "--no-hook", "--no-cron")
+    assert first.returncode == 0, first.stderr
+    pid = lease_holder(home)
+    assert f"watcher: started now: pid {pid} on {home.host}\n" in first.stdout
+    again = _init(home, "--url", receiver.url, "--yes", "--no-hook", "--no-cron")
+    assert f"watcher: already running: pid {pid} on {home.host}, since " in again.stdout
 
 
 @needs.crontab

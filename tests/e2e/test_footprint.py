@@ -96,12 +96,21 @@ def test_the_background_watcher_carries_neither_typer_nor_psutil(home: Home) -> 
     assert {m for m in imported if m.split(".")[0] in ("typer", "click", "rich", "psutil")} == set()
 
 
-def test_a_watcher_spawned_by_pingch_shows_as_watch_in_ps(home: Home) -> None:
+def test_a_watcher_spawned_by_pingch_shows_as_notifyd_watcher_of_its_user_in_ps(home: Home) -> None:
     assert home.pingch("true").returncode == 0
     pid = wait_until(lambda: lease_holder(home), 15, "a watcher to hold the lease")
-    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert argv[-3:-1] == [b"watch", b"--background"]
-    assert b"notifyd.cli" not in b" ".join(argv)
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    assert argv == [f"notifyd watcher ({home.env['USER']})".encode()]
+    shown = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
+    assert shown.stdout == f"notifyd watcher ({home.env['USER']})\n"
+    assert Path(f"/proc/{pid}/comm").read_text() == "notifyd watcher\n"  # what top shows
+
+
+def test_the_named_watcher_keeps_its_environment_readable(home: Home) -> None:
+    assert home.pingch("true").returncode == 0
+    pid = wait_until(lambda: lease_holder(home), 15, "a watcher to hold the lease")
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"HOME={home.env['HOME']}".encode() in environ
 
 
 # -- the inbox, newest first from the end --------------------------------------------------------

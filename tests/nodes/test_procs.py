@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 import psutil
 import pytest
-from harness import NOTIFYD, Home, wait_until
+from harness import NOTIFYD, PINGCH, Home, lease_holder, wait_until
 
 GiB = 1024**3
 MiB = 1024**2
@@ -946,3 +947,24 @@ def test_snapshot_interval_over_30_seconds_is_refused(home: Home) -> None:
     home.write_config("")
     code, _, err = home.notifyd("snapshot", "--interval", "1e300")
     assert code == 2 and "Traceback" not in err
+
+
+def test_procs_names_the_watcher_and_a_detached_jobs_pingch(home: Home, tmp_path: Path) -> None:
+    home.write_config("[procs]\nmin_cpu = 0\ninterval = 0.3s\n")  # every process listed
+    go = tmp_path / "go"
+    p = subprocess.run([PINGCH, "-d", "sh", "-c", f"until [ -e {go} ]; do sleep 0.05; done"],
+                       env=home.env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    try:
+        wait_until(lambda: lease_holder(home), 20, "the watcher pingch -d started")
+        wait_until(lambda: [ev for ev in home.events() if ev["ev"] == "start"], 20,
+                   "the detached job's start")
+        code, _, err = run(home.env, "snapshot")
+        assert code == 0, err
+        code, out, err = run(home.env, "procs", "-u", pwd.getpwuid(os.getuid()).pw_name)
+    finally:
+        go.touch()
+    assert code == 0, err
+    commands = [line.split(maxsplit=6)[-1] for line in out.splitlines() if ROW.match(line)]
+    assert f"notifyd watcher ({home.env['USER']})" in commands
+    assert any(c.startswith("pingch -d sh -c until") for c in commands), commands

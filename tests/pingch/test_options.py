@@ -37,7 +37,8 @@ def path_env(home: Home) -> dict[str, str]:
 def usage_error(p: subprocess.CompletedProcess[str], home: Home, message: str) -> None:
     assert p.returncode == 2, p.stderr
     assert message in p.stderr
-    assert "usage: pingch" in p.stderr
+    # The error and where to look, not the whole usage (it would scroll the error away).
+    assert p.stderr.splitlines()[1:] == ["see pingch -h for the options"], p.stderr
     assert "Traceback" not in p.stderr
     assert home.events() == []
 
@@ -503,6 +504,32 @@ def test_detach_returns_before_the_job_ends_printing_its_job_id(home: Home, tmp_
     assert finish["exit"] == 0
 
 
+def test_a_detached_jobs_pingch_shows_in_ps_as_pingch_d_and_the_command(home: Home, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    wait_loop = f"until [ -e {shlex.quote(str(go))} ]; do sleep 0.05; done"
+    assert home.pingch("-d", "-t", "named", "sh", "-c", wait_loop).returncode == 0
+    try:
+        job_pid = wait_for(home, "start")["pid"]
+        stat_fields = Path(f"/proc/{job_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        inner = int(stat_fields[1])  # the job's parent: its pingch
+        argv = Path(f"/proc/{inner}/cmdline").read_bytes().split(b"\0")[:-1]
+        assert [os.fsdecode(a) for a in argv[1:]] == [
+            str(BIN / "pingch"), "-d", "-t", "named", "sh", "-c", wait_loop]
+        shown = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(inner)], capture_output=True, text=True)
+        assert "/pingch -d -t named sh -c until" in shown.stdout
+        assert Path(f"/proc/{inner}/comm").read_text() == "pingch\n"  # what top shows
+    finally:
+        go.touch()
+    assert wait_for(home, "finish")["exit"] == 0
+
+
+def test_a_detached_command_that_starts_with_a_dash_is_run_as_the_command(home: Home) -> None:
+    p = home.pingch("-d", "--", "-no-such-program")
+    assert p.returncode == 0, p.stderr
+    finish = wait_for(home, "finish")
+    assert finish["exit"] == 127 and "-no-such-program" in finish["error"]
+
+
 def test_detached_output_goes_to_a_private_joblog_by_default(home: Home) -> None:
     p = home.pingch("-d", "sh", "-c", "echo hello; echo oops >&2")
     job = p.stdout.strip()
@@ -571,6 +598,16 @@ def test_help_lists_every_option(home: Home) -> None:
     for option in ("--title", "--group", "--notify", "--tail", "--lines", "--attach",
                    "--hide-command", "--detach", "--output", "--pid", "--help"):
         assert option in p.stdout
+
+
+def test_every_help_line_fits_80_columns(home: Home) -> None:
+    p = home.pingch("--help")
+    assert p.returncode == 0
+    assert [line for line in p.stdout.splitlines() if len(line) > 80] == []
+
+
+def test_pid_beyond_the_systems_pid_max_is_a_usage_error(home: Home) -> None:
+    usage_error(home.pingch("-p", "99999999"), home, f"from 1 to {options.pid_max()}")
 
 
 @pytest.mark.parametrize("option", ["-g", "--notify", "--tail", "-n", "--attach", "-o"])

@@ -356,7 +356,7 @@ def test_usage_error_exits_2_with_a_message(home: Home, args: tuple[str, ...], m
     p = home.pingch(*args)
     assert p.returncode == 2
     assert message in p.stderr
-    assert "usage: pingch" in p.stderr
+    assert "see pingch -h" in p.stderr and "usage: pingch" not in p.stderr
     assert home.events() == []
 
 
@@ -397,12 +397,12 @@ def test_watching_a_pid_records_a_watched_job_with_unknown_exit(home: Home) -> N
     assert finish["exit_unknown"] is True
 
 
-def test_watching_a_nonexistent_pid_exits_1_naming_it(home: Home) -> None:
+def test_watching_a_nonexistent_pid_is_a_wrong_value_exit_2_naming_it(home: Home) -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     p = home.pingch("-p", str(gone.pid))
-    assert p.returncode == 1
-    assert str(gone.pid) in p.stderr
+    assert p.returncode == 2
+    assert f"-p {gone.pid}: no running process has that pid" in p.stderr
     assert home.events() == []
 
 

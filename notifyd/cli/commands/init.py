@@ -6,7 +6,7 @@
     ok      discord://ID/****
     hook: added to /home/ana/.bashrc: source /home/ana/notifyd/hooks/notifyd.bash
     cron: installed notifyd's block in your crontab (notifyd cron show)
-    watcher: started (pid 81234)
+    watcher: started now: pid 81234 on node5
     try it:  pingch -t hello sleep 5
 
 Without --yes it asks for each step. Running it again with the same answers
@@ -21,11 +21,10 @@ from pathlib import Path
 import typer
 
 from notifyd import paths
-from notifyd.cli.commands import test
+from notifyd.cli.commands import ensure, test
 from notifyd.cli.commands.common import context
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.setup import configfile, cron, hook
-from notifyd.watcher import launch
 
 
 def command(
@@ -60,8 +59,11 @@ def command(
         failed_steps += 1
         typer.echo(f"cron: not installed: {exc.message}; later: notifyd cron install", err=True)
 
-    pid = launch.start_watcher(str(p.state_dir), host, careful=True)
-    typer.echo(f"watcher: started (pid {pid})" if pid else "watcher: already running (or just started)")
+    try:
+        typer.echo(ensure.start_attended(p, host))
+    except NotifydError as exc:
+        failed_steps += 1
+        typer.echo(f"watcher: not started: {exc.message}", err=True)
     if not changed:
         typer.echo("nothing to change: notifyd was already set up this way")
     if not delivered:

@@ -37,6 +37,11 @@ def short_command(cmd: str) -> str:
     first, sep, rest = cmd.partition(" ")
     if first.startswith("/"):
         first = first.rsplit("/", 1)[1] or first
+    # pingch is a script: `python3 /home/ana/.notifyd-venv/bin/pingch -d ./run.sh`
+    # reads as what was typed, `pingch -d ./run.sh` (top shows it as pingch too).
+    script, sep2, args = rest.partition(" ")
+    if first.startswith("python") and script.startswith("/") and script.endswith("/pingch"):
+        return "pingch" + sep2 + args
     return first + sep + rest
 
 
