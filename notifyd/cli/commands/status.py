@@ -12,6 +12,7 @@ from notifyd import fsutil, state
 from notifyd import paths as paths_mod
 from notifyd.cli.commands.common import ago, config, context, discord_howto
 from notifyd.errors import ExitStatus, NotifydError
+from notifyd.notify import reasons
 from notifyd.notify import targets as sender
 from notifyd.setup import logout
 from notifyd.watcher import lease
@@ -49,7 +50,7 @@ def gather() -> dict[str, Any]:
     report["running_jobs"] = len(saved.running)
     report["failed_deliveries"] = [
         {"id": f.entry.id, "title": f.entry.title, "failed_at": f.failed_at, "url": f.url,
-         "error": f.error}
+         "error": f.error, "reason": reasons.explain(f.error, f.status).line if f.error else None}
         for f in saved.failed
     ]
     try:
@@ -118,7 +119,8 @@ def _url_report(target: sender.Target, saved: state.State) -> dict[str, Any]:
         "url": target.display,
         "pending": len(pending),
         "retrying": soonest is not None,
-        "error": soonest.error if soonest else None,
+        "error": soonest.error if soonest else None,  # as Apprise said it; "reason": in words
+        "reason": reasons.explain(soonest.error).line if soonest else None,
         "next_try": soonest.next_try if soonest else None,
     }
 
@@ -149,16 +151,18 @@ def _print(report: dict[str, Any]) -> None:
     _say(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
          f"{len(report['failed_deliveries'])} failed")
     for item in report["failed_deliveries"][-5:]:
-        why = f" → {item['url']}: {item['error']}" if item.get("url") else ""
+        why = f" → {item['url']}: {item['reason']}" if item.get("url") else ""
         _say(f"            failed: {item['title']}{why}")
     if report["urls"]:
         _say("URLs:")
         for u in report["urls"]:
             line = f"  {u['url']}: {u['pending']} pending"
-            if u["retrying"]:
-                wait = max(0.0, float(u["next_try"] or now) - now)
-                line += f"; failing, retried in {wait:.0f} s: {u['error']}"
-            _say(line)
+            if not u["retrying"]:
+                _say(line)
+                continue
+            wait = max(0.0, float(u["next_try"] or now) - now)
+            _say(f"{line}; failing, retried in {wait:.0f} s:")
+            _say(f"    {u['reason']}")
     elif not report["config_error"]:
         _say("URLs:       none: nothing is being pushed; notifications go to the inbox "
              "(notifyd inbox).")
