@@ -79,10 +79,11 @@ def command(
 def _choose_urls(given: list[str], configured: list[str], interactive: bool) -> list[str]:
     """The URLs to write: --url, else asked for, else (with --yes) the configured ones."""
     if given:
-        for line in given:
+        for i, line in enumerate(given, 1):
             problem = configfile.url_problem(line)
+            which = f"--url #{i} of {len(given)}:" if len(given) > 1 else "--url"
             if problem:
-                raise NotifydError(f"--url {problem}; nothing was written", ExitStatus.CONFIG)
+                raise NotifydError(f"{which} {problem}; nothing was written", ExitStatus.CONFIG)
         return given
     if not interactive:
         if configured:
