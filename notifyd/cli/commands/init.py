@@ -90,7 +90,9 @@ def _choose_urls(given: list[str], configured: list[str], interactive: bool) -> 
             return configured
         raise NotifydError("--yes needs --url URL: no URL is configured yet", ExitStatus.USAGE)
     typer.echo("A Discord webhook URL comes from your server: Server Settings → Integrations → Webhooks →\n"
-               "New Webhook (pick the channel) → Copy Webhook URL. Other services: notifyd.conf.example.")
+               "New Webhook (pick the channel) → Copy Webhook URL. Other services: notifyd.conf.example.\n"
+               "In a shared channel, add ?ping=@YOUR_USER_ID so that your messages mention you\n"
+               "(your id: User Settings → Advanced → Developer Mode, right-click your name).")
     keep = f" (empty: keep the {len(configured)} configured)" if configured else ""
     while True:
         answer = typer.prompt(f"notification URL{keep}", default="" if configured else None,
