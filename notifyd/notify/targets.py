@@ -352,3 +352,18 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
             seen.add(target.key)
             unique.append(target)
     return unique
+
+
+def configured_keys(config_file: Path, inbox_dir: Path, host: str) -> set[str] | None:
+    """The keys of the push URLs configured now; None when the config cannot be used.
+
+    For `notifyd jobs`: a delivery waiting for a URL no longer configured
+    does not make a job pending. Apprise is imported for it, so callers ask
+    only when some delivery waits for a push.
+    """
+    from notifyd.config import load
+
+    try:
+        return {t.key for t in build_targets(load(config_file), inbox_dir, host) if t.key != INBOX_KEY}
+    except NotifydError:
+        return None
