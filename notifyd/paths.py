@@ -76,6 +76,11 @@ class Paths:
         return self.state_dir / "logs"
 
     @property
+    def drop_dir(self) -> "Path":
+        """`notifyd drop`'s requests to the watcher, one file per asking host (watcher/drop.py)."""
+        return self.state_dir / "drop"
+
+    @property
     def legacy_file(self) -> "Path":
         """The old bash function's file, read so a lab can switch over without losing a job."""
         return self.home / ".pingchilling"

@@ -76,6 +76,9 @@ class State:
     groups: dict[str, Group] = field(default_factory=dict)
     backoff: dict[str, Backoff] = field(default_factory=dict)
     failed: list[FailedDelivery] = field(default_factory=list)
+    # Target key -> its masked URL, for the URLs configured now and those
+    # deliveries still wait for: status can name a URL no longer configured.
+    url_names: dict[str, str] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     saved_at: float = 0.0
     # Records skipped when the file was loaded, one sentence each (not saved).
@@ -98,6 +101,7 @@ class State:
             "groups": {k: v.to_json() for k, v in self.groups.items()},
             "backoff": {k: v.to_json() for k, v in self.backoff.items()},
             "failed": [f.to_json() for f in self.failed[-FAILED_KEEP:]],
+            **({"url_names": self.url_names} if self.url_names else {}),
             "stats": self.stats.to_json(),
         }
 
@@ -141,6 +145,7 @@ class State:
         state.groups = each("groups", Group.from_json)
         state.backoff = each("backoff", Backoff.from_json)
         state.failed = listed("failed", FailedDelivery.from_json)
+        state.url_names = each("url_names", _name)
         try:
             state.stats = Stats.from_json(data.get("stats"))
         except StateFileError as exc:
@@ -157,6 +162,18 @@ class State:
             for old in list(self.done)[: len(self.done) - DONE_KEEP]:
                 self.done_horizon = max(self.done_horizon, self.done.pop(old))
 
+    def waiting_for(self) -> set[str]:
+        """The push targets' keys that outbox entries or digest batches still wait for."""
+        keys = {k for e in self.outbox for k in e.targets} | set(self.batches)
+        keys.discard("inbox")  # notify/targets.py INBOX_KEY: written by the watcher itself
+        return keys
+
+    def name_urls(self, names: dict[str, str]) -> None:
+        """Remember the configured URLs' masked names; forget those nothing waits for any more."""
+        waiting = self.waiting_for()
+        self.url_names = {k: v for k, v in self.url_names.items() if k in waiting}
+        self.url_names.update(names)
+
     def mark_delivered(self, entry_id: str, key: str) -> None:
         for entry in self.outbox:
             if entry.id == entry_id and key in entry.targets:
@@ -167,6 +184,12 @@ class State:
 
 def _time(value: Any, what: str) -> float:
     return number({"t": value}, "t", what)
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise StateFileError(f"{what} is not a string")
+    return value
 
 
 def _times(value: Any, what: str) -> list[float]:

@@ -15,6 +15,7 @@ import typer
 
 from notifyd.cli.commands import (
     cron,
+    drop,
     ensure,
     inbox,
     init,
@@ -65,7 +66,7 @@ def _verb(group: typer.Typer, name: str, fn: Callable[..., int], help_text: str 
 
 for _module, _name in ((init, "init"), (watch, "watch"), (ensure, "ensure"), (stop, "stop"),
                        (status, "status"), (test, "test"), (inbox, "inbox"), (jobs, "jobs"),
-                       (snapshot, "snapshot"), (procs, "procs"), (nodes, "nodes")):
+                       (drop, "drop"), (snapshot, "snapshot"), (procs, "procs"), (nodes, "nodes")):
     _verb(app, _name, _module.command, _module.__doc__)
 
 cron_app = typer.Typer(help=cron.__doc__, no_args_is_help=True)

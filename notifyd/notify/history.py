@@ -20,8 +20,8 @@ from notifyd import state
 from notifyd.notify import inbox
 from notifyd.notify.inbox import LOST_SUFFIX, is_job_record
 from notifyd.notify.outcome import BAD, exit_words
-from notifyd.notify.targets import INBOX_KEY
-from notifyd.paths import Paths
+from notifyd.notify.targets import INBOX_KEY, configured_keys
+from notifyd.paths import Paths, host_name
 from notifyd.records import NUMBER_MAX, LostJob, OutboxEntry, RunningJob
 from notifyd.spool.events import TIME_MAX
 
@@ -140,14 +140,25 @@ class Deliveries:
     # Batched finish events by job: a job may wait there before any inbox record exists.
     batched: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    # Deliveries that wait only for URLs no longer configured (watcher/drop.py).
+    unconfigured: int = 0
+
     @classmethod
-    def from_state(cls, saved: state.State) -> Deliveries:
+    def from_state(cls, saved: state.State, configured: set[str] | None = None) -> Deliveries:
+        """`configured`: the push URLs' keys now (None: count every URL as configured)."""
         d = cls()
+
+        def counts(key: str) -> bool:
+            return key != INBOX_KEY and (configured is None or key in configured)
+
         for entry in saved.outbox:
             # The inbox is written by the watcher itself; only a push still to
-            # go (a URL that failed and is retried, say) makes a job pending.
-            if any(t != INBOX_KEY for t in entry.targets):
+            # go (a URL that failed and is retried, say) makes a job pending,
+            # and only to a URL still configured: the watcher sends to no other.
+            if any(counts(t) for t in entry.targets):
                 d.pending.update(entry.covers())
+            elif any(t != INBOX_KEY for t in entry.targets):
+                d.unconfigured += 1
         for batch in saved.batches.values():
             for ev in batch.jobs:
                 job = _text(ev.get("job"))
@@ -158,7 +169,9 @@ class Deliveries:
             # A finished job of a group still open is told in the group's summary.
             d.group.update(job for job, done in group.jobs.items() if done)
         for failed in saved.failed:
-            d.failed.update(failed.entry.covers())
+            pushes = [t for t in failed.entry.targets if t != INBOX_KEY]
+            if not pushes or any(counts(t) for t in pushes):
+                d.failed.update(failed.entry.covers())
         return d
 
     def of(self, job: str, silent: bool) -> str:
@@ -304,6 +317,17 @@ def _not_in_inbox_yet(outbox: list[OutboxEntry], cutoff: float) -> list[dict[str
 # --------------------------------------------------------------------------- the one entry
 
 
+def _configured(paths: Paths, saved: state.State) -> set[str] | None:
+    """The configured URLs' keys, read only when a delivery waits for a push (it needs Apprise).
+
+    Given-up deliveries alone do not make it worth ~0.2 s a call: they stay
+    "failed" whatever the config says now.
+    """
+    if not any(t != INBOX_KEY for e in saved.outbox for t in e.targets):
+        return None
+    return configured_keys(paths.config_file, paths.inbox_dir, host_name())
+
+
 def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
             group: str | None = None, limit: int | None = None) -> Jobs:
     """Running jobs and the jobs finished at or after `cutoff`, filtered, newest last."""
@@ -318,7 +342,10 @@ def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
         jobs.notes.append(f"{exc}; running jobs and pending deliveries are unknown until the "
                           "watcher rebuilds it (see notifyd status)")
     jobs.notes.extend(f"{paths.state_file}: skipped {p}" for p in saved.problems)
-    deliveries = Deliveries.from_state(saved)
+    deliveries = Deliveries.from_state(saved, _configured(paths, saved))
+    if deliveries.unconfigured:
+        jobs.notes.append(f"{deliveries.unconfigured} deliveries wait for URLs no longer configured (not "
+                          "counted as pending): notifyd status names them, notifyd drop drops them")
     # A day of a busy user's history is ~100,000 records: count them from
     # their bytes and parse only the ones shown (bench/: `notifyd jobs`).
     everything = inbox.window(paths.inbox_dir, cutoff)

@@ -9,8 +9,10 @@ reads), whatever else happens. For each URL (a push target):
   * tags decide what the URL takes (targets.Target.wants): `failure` only
     failures, `digest` only digests and group summaries;
   * the first `digest_after` jobs in `digest_window` go out one message each;
-    later ones wait in the URL's batch, which becomes one digest once no job
-    has ended for `digest_quiet` (or the window is over);
+    later ones wait in the URL's batch, which goes out once no job has ended
+    for `digest_quiet` (or the window is over): a batch of one as the job's
+    own message, of up to SMALL_BATCH as each job's key lines, of more as a
+    digest of one line a job (a `digest` URL always gets the digest);
   * at most `rate` messages a minute leave for the URL (a token bucket);
     the rest wait in the outbox, nothing is dropped.
 All of it lives in the state file, so a restart or a takeover by a watcher
@@ -36,6 +38,12 @@ from notifyd.state import State
 _COMPACT = ("job", "title", "host", "pid", "exit", "signal", "duration", "start_ts", "ts", "group",
             "maxrss_kb", "exit_unknown", "unwatched", "lost", "oom", "mem_total_kb")
 _BAD = outcome.BAD
+# A batch this small is sent as its jobs' own messages (shortened when more
+# than one), not as a digest: a digest line has no room for a job's memory,
+# directory, command or output, and a quiet moment in a busy window is no
+# reason to lose them. The batch keeps these first jobs' messages for it.
+SMALL_BATCH = 3
+SEVERITIES = ("success", "failure", "warning", "info")
 
 
 def is_silent(ev: dict[str, Any], failed: bool, config: Config) -> bool:
@@ -54,6 +62,37 @@ def is_silent(ev: dict[str, Any], failed: bool, config: Config) -> bool:
 
 def compact(ev: dict[str, Any]) -> dict[str, Any]:
     return {k: ev[k] for k in _COMPACT if ev.get(k) is not None}
+
+
+def _batched(ev: dict[str, Any], msg: message.Message, *, keep: bool) -> dict[str, Any]:
+    """A job as its batch keeps it: compact, plus its own message while the batch is small."""
+    job = compact(ev)
+    if keep:
+        job["message"] = {"title": msg.title, "body": msg.body, "kind": msg.severity, "attach": msg.attach}
+    return job
+
+
+def _kept_message(job: dict[str, Any]) -> message.Message | None:
+    """The message _batched kept (None if not kept, or not one: a state edited by hand, an older one)."""
+    kept = job.get("message")
+    if not isinstance(kept, dict):
+        return None
+    title, body, kind, attach = (kept.get(k) for k in ("title", "body", "kind", "attach"))
+    if not (isinstance(title, str) and isinstance(body, str) and isinstance(attach, str)
+            and kind in SEVERITIES):
+        return None
+    return message.Message(title, body, str(kind), attach)
+
+
+def batch_message(jobs: list[dict[str, Any]], digests_only: bool, limit: int) -> message.Message:
+    """A due batch in words: one job's own message, a few jobs' key lines, or a digest."""
+    kept = [_kept_message(j) for j in jobs]
+    msgs = [m for m in kept if m is not None]
+    if digests_only or len(jobs) > SMALL_BATCH or len(msgs) < len(jobs):
+        return message.digest(jobs, limit)
+    if len(msgs) == 1:
+        return msgs[0]  # the target fits it to its length when it sends it
+    return message.few(jobs, msgs, limit)
 
 
 def _entry(entry_id: str, jobs: list[str], msg: message.Message, targets: list[str], now: float,
@@ -86,7 +125,7 @@ def job_ended(state: State, targets: list[Target], config: Config, *, entry_id: 
             recent = [t for t in state.recent.get(target.key, []) if now - t < config.digest_window]
             if target.digests_only or len(recent) >= config.digest_after:
                 batch = state.batches.setdefault(target.key, Batch(opened=now, last=now))
-                batch.jobs.append(compact(ev))
+                batch.jobs.append(_batched(ev, msg, keep=len(batch.jobs) < SMALL_BATCH))
                 batch.last = now
             else:
                 recent.append(now)
@@ -174,9 +213,11 @@ def _flush_batches(state: State, targets: list[Target], config: Config, now: flo
         if now - batch.last < config.digest_quiet and now - batch.opened < config.digest_window:
             continue
         target = by_key.get(key)
-        msg = message.digest(batch.jobs, target.limit if target else config.max_length or 2000)
+        msg = batch_message(batch.jobs, target.digests_only if target else True,
+                            target.limit if target else config.max_length or 2000)
         jobs = [str(j.get("job")) for j in batch.jobs]
-        state.outbox.append(_entry(f"digest:{key}:{batch.opened}", jobs, msg, [key], now))
+        state.outbox.append(_entry(f"digest:{key}:{batch.opened}", jobs, msg, [key], now,
+                                   attach=msg.attach))
         # A digest counts as one message in the window, like a single one.
         state.recent.setdefault(key, []).append(now)
         del state.batches[key]

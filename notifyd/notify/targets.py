@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from notifyd.config import Config
 from notifyd.errors import ExitStatus, NotifydError
-from notifyd.notify import apprise_urls, inbox
+from notifyd.notify import apprise_urls, inbox, url_help
 from notifyd.paths import spool_name
 from notifyd.records import OutboxEntry
 
@@ -37,12 +37,6 @@ INBOX_KEY = "inbox"
 # What a message is about: one job's end, many jobs' (a digest), a group's
 # summary, a job's start. Not its severity (Apprise's notify type).
 MessageKind = Literal["job", "digest", "group", "start"]
-
-
-def mask_url(url: str) -> str:
-    """A URL Apprise could not parse, with everything after the scheme hidden."""
-    scheme, sep, _rest = url.partition("://")
-    return f"{scheme}://****" if sep else "****"
 
 
 def display_url(private: str, public: str) -> str:
@@ -340,11 +334,7 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
         tags, url = split_tags(line)
         plugin = apprise_urls.instantiate(apprise, url)
         if plugin is None:
-            raise NotifydError(
-                f"{config.source}: [notify] urls: {mask_url(url)} is not a URL Apprise can use; "
-                "check its scheme and parts against https://github.com/caronc/apprise/wiki",
-                ExitStatus.CONFIG,
-            )
+            raise NotifydError(f"{config.source}: [notify] urls: {url_help.problem(url)}", ExitStatus.CONFIG)
         targets.append(AppriseTarget(plugin, written=url, tags=tags, max_length=config.max_length))
     for path in config.apprise_configs:
         ac = apprise.AppriseConfig()
@@ -362,3 +352,18 @@ def build_targets(config: Config, inbox_dir: Path, host: str) -> list[Target]:
             seen.add(target.key)
             unique.append(target)
     return unique
+
+
+def configured_keys(config_file: Path, inbox_dir: Path, host: str) -> set[str] | None:
+    """The keys of the push URLs configured now; None when the config cannot be used.
+
+    For `notifyd jobs`: a delivery waiting for a URL no longer configured
+    does not make a job pending. Apprise is imported for it, so callers ask
+    only when some delivery waits for a push.
+    """
+    from notifyd.config import load
+
+    try:
+        return {t.key for t in build_targets(load(config_file), inbox_dir, host) if t.key != INBOX_KEY}
+    except NotifydError:
+        return None

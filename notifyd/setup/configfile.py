@@ -18,22 +18,20 @@ from pathlib import Path
 
 from notifyd import config, fsutil, paths
 from notifyd.errors import ExitStatus, NotifydError
-from notifyd.notify import apprise_urls, targets
+from notifyd.notify import apprise_urls, targets, url_help
 
 NEW_CONFIG_HEADER = "# notifyd: written by `notifyd init`; every key and its default: notifyd.conf.example\n"
 _COMMENT = ("#", ";")  # configparser's full-line comment prefixes
 
 
 def url_problem(line: str) -> str:
-    """Why this line cannot go under [notify] urls (its URL masked: it may hold a token), or ''."""
+    """Why this line cannot go under [notify] urls (its secret parts masked, notify/url_help.py), or ''."""
     _tags, url = targets.split_tags(line)
-    masked = targets.mask_url(url)
     # A line break would end the INI value; a leading # or ; would make it a comment.
     if not url or any(c in line for c in "\r\n") or line.lstrip().startswith(_COMMENT):
-        return f"{masked} cannot be written as one line of [notify] urls"
+        return f"{url_help.mask(url)} cannot be written as one line of [notify] urls"
     if apprise_urls.instantiate(targets.load_apprise(), url) is None:
-        return (f"{masked} is not a URL Apprise can use; check its scheme and parts against "
-                "https://github.com/caronc/apprise/wiki")
+        return url_help.problem(url)
     return ""
 
 

@@ -111,7 +111,7 @@ class Delivery:
                 self._inline(state, target, config, now)
             else:
                 self._dispatch(state, target, config, now)
-        self._give_up_old(state, config, now)
+        self._give_up_old(state, {t.key for t in targets}, config, now)
 
     def take_results(self, state: State, targets: list[Target], config: Config, now: float,
                      wait: float = 0.0) -> None:
@@ -246,13 +246,25 @@ class Delivery:
         # A crash before then costs one more refused try, never a message.
         self.unsaved = True
 
-    def _give_up_old(self, state: State, config: Config, now: float) -> None:
+    def _give_up_old(self, state: State, configured: set[str], config: Config, now: float) -> None:
+        """Entries older than retry_for: failed for the URLs configured; for others just let go.
+
+        A URL the user removed is not a failure to report: the job reached
+        every URL configured (watcher/drop.py keeps such entries until now).
+        """
         keep = []
         for entry in state.outbox:
-            if now - entry.created > config.retry_for:
-                log.error("giving up on %s after %.0f h of failed deliveries to %d URL(s)",
-                          entry.id, (now - entry.created) / 3600, len(entry.targets))
-                state.failed.append(FailedDelivery(entry, round(now, 3)))
-            else:
+            if now - entry.created <= config.retry_for:
                 keep.append(entry)
+                continue
+            failing = [k for k in entry.targets if k in configured]
+            gone = [state.url_names.get(k, "a URL") for k in entry.targets if k not in configured]
+            if gone:
+                log.warning("letting go of %s after %.0f h: it waited for %s, no longer configured",
+                            entry.id, (now - entry.created) / 3600, ", ".join(gone))
+            if failing:
+                log.error("giving up on %s after %.0f h of failed deliveries to %d URL(s)",
+                          entry.id, (now - entry.created) / 3600, len(failing))
+                entry.targets = failing
+                state.failed.append(FailedDelivery(entry, round(now, 3)))
         state.outbox = keep

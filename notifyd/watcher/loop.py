@@ -38,7 +38,7 @@ from notifyd.nodes import reader as nodes
 from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
 from notifyd.spool import wake
-from notifyd.watcher import launch, lease, lost, proctitle
+from notifyd.watcher import drop, launch, lease, lost, proctitle
 from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.delivery import Delivery
 from notifyd.watcher.intake import Intake
@@ -146,7 +146,7 @@ class Watcher:
             self.targets = targets.build_targets(self.config, self.paths.inbox_dir, self.host)
         if self._given_sources is None:
             self._start_slurm()
-        self._log_orphans()
+        self._know_targets()
         if self._wake_up:
             self._listen()
         took = self.lease.took_over_from
@@ -268,6 +268,7 @@ class Watcher:
         """One pass: read new events, save, judge lost jobs, flush, deliver, save what was delivered."""
         moment = Round(self.clock)
         self._maybe_reload_config()
+        self._take_drops()
         # A save that failed (a full disk) is tried again before anything is
         # delivered: nothing may be sent that the state file does not hold.
         if self.ingest(moment) or self._save_pending:
@@ -325,21 +326,35 @@ class Watcher:
         self.lease.timeout = config.lease_timeout
         if self.intake.slurm is not None:
             self.intake.slurm.settings = slurm_settings(config)
-        self._log_orphans()
+        self._know_targets()
         log.info("config reloaded; targets: %s", ", ".join(t.display for t in new))
+
+    def _know_targets(self) -> None:
+        """The targets are new (start, reload): name them in the state, say what waits for others."""
+        self.state.name_urls({t.key: t.display for t in self.targets if t.key != targets.INBOX_KEY})
+        self._log_orphans()
+
+    def _take_drops(self) -> None:
+        """Drop what waits for URLs no longer configured, if `notifyd drop` asked (saved at once)."""
+        if not drop.pending(self.paths.drop_dir):
+            return
+        done = drop.take(self.state, self.paths.drop_dir, {t.key for t in self.targets})
+        self._save()  # fenced: a watcher that lost its lease neither saves nor removes the request
+        drop.finish(done)
 
     def _log_orphans(self) -> None:
         """Say when pending deliveries wait for a URL that is not configured now.
 
         They are kept, not dropped: a config emptied for a moment (an editor
         saving, `init` rewriting it) must not lose them. If the URL stays
-        away they are given up after retry_for, like any failing delivery.
+        away they are given up after retry_for, like any failing delivery,
+        or dropped at once by `notifyd drop` (watcher/drop.py).
         """
         keys = {t.key for t in self.targets}
         waiting = sum(1 for e in self.state.outbox for k in e.targets if k not in keys)
         if waiting:
             log.warning("%d pending deliveries wait for URLs that are not configured now; "
-                        "they are kept for retry_for, then given up", waiting)
+                        "they are kept for retry_for, then given up (notifyd drop drops them now)", waiting)
 
     def ingest(self, moment: Round | None = None) -> bool:
         """Poll every due source into the state; True when it changed."""

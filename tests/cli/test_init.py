@@ -94,10 +94,26 @@ def test_an_existing_different_config_is_backed_up_and_its_other_keys_kept(
     assert home.config_file.read_text() == old.replace("json://127.0.0.1:9/old", receiver.url)
 
 
+def test_of_several_urls_the_one_apprise_cannot_use_is_named_with_what_its_scheme_expects(
+        home: Home, receiver: Receiver) -> None:
+    result = _init(home, "--url", receiver.url, "--url", "discord://123", "--yes")
+    assert result.returncode == 3
+    assert "--url #2 of 2: discord://123 is not a URL Apprise can use" in result.stderr
+    assert "discord://WEBHOOK_ID/WEBHOOK_TOKEN" in result.stderr
+    assert not home.config_file.exists()
+
+
+def test_a_url_without_a_scheme_is_shown_as_typed_and_told_what_a_url_looks_like(home: Home) -> None:
+    result = _init(home, "--url", "notaurl", "--yes")
+    assert result.returncode == 3
+    assert "--url notaurl is not a URL Apprise can use: a URL starts with" in result.stderr
+
+
 def test_a_bad_url_writes_nothing_exits_with_the_config_status_and_shows_no_secret(home: Home) -> None:
     result = _init(home, "--url", "nosuchservice://ana:s3cr3t-pass@example.org/t0ken-x", "--yes")
     assert result.returncode == 3
-    assert "nosuchservice://****" in result.stderr and "not a URL Apprise can use" in result.stderr
+    assert "nosuchservice://ana:****@example.org/**** is not a URL Apprise can use" in result.stderr
+    assert "Apprise knows no service called nosuchservice://" in result.stderr
     assert "s3cr3t" not in result.stdout + result.stderr and "t0ken" not in result.stdout + result.stderr
     assert not home.config_file.exists() and _bashrc(home) == ""
     assert not home.state_dir.exists()

@@ -31,6 +31,16 @@ NOW = time.time()
 URL_KEY = "0123456789abcdef"  # a pushed URL's key in the state file (sender.url_key)
 
 
+def configured_key(home: Home) -> str:
+    """Configure one URL and return its key: a delivery waiting for it makes a job pending."""
+    from notifyd.notify import apprise_urls
+    from notifyd.notify import targets as sender
+
+    url = "json://127.0.0.1:9/hook"
+    home.write_config(fast_config(url))
+    return sender.url_key(apprise_urls.instantiate(sender.load_apprise(), url).url(privacy=False))
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -193,21 +203,30 @@ def test_digests_and_group_summaries_in_the_inbox_are_not_listed_as_jobs(home: H
 
 
 def test_job_with_a_push_still_to_go_is_pending_and_delivered_once_journalled(home: Home) -> None:
-    job = "node5-1-aaaaaaaa"
+    job, key = "node5-1-aaaaaaaa", configured_key(home)
     write_inbox(home, [record(job, NOW - 60, info())])
     write_state(home, outbox=[{"id": f"{job}:finish", "job": job, "jobs": [job], "title": "t", "body": "",
-                               "kind": "success", "created": NOW - 61, "targets": [URL_KEY]}])
+                               "kind": "success", "created": NOW - 61, "targets": [key]}])
     assert finished_by_job(home)[job]["delivery"] == "pending"
     journal = home.state_dir / "journal"
     journal.mkdir()
-    (journal / "node1.log").write_text(f"{job}:finish {URL_KEY}\n")
+    (journal / "node1.log").write_text(f"{job}:finish {key}\n")
+    assert finished_by_job(home)[job]["delivery"] == "delivered"
+
+
+def test_job_waiting_only_for_a_url_no_longer_configured_is_delivered(home: Home) -> None:
+    job = "node5-1-aaaaaaaa"
+    configured_key(home)
+    write_inbox(home, [record(job, NOW - 60, info())])
+    write_state(home, outbox=[{"id": f"{job}:finish", "job": job, "jobs": [job], "title": "t", "body": "",
+                               "kind": "success", "created": NOW - 61, "targets": [URL_KEY]}])
     assert finished_by_job(home)[job]["delivery"] == "delivered"
 
 
 def test_job_not_yet_in_the_inbox_is_listed_from_the_outbox(home: Home) -> None:
-    job = "node5-1-aaaaaaaa"
+    job, key = "node5-1-aaaaaaaa", configured_key(home)
     write_state(home, outbox=[{"id": f"{job}:finish", "job": job, "jobs": [job], "title": "t", "body": "",
-                               "kind": "failure", "created": NOW - 5, "targets": ["inbox", URL_KEY],
+                               "kind": "failure", "created": NOW - 5, "targets": ["inbox", key],
                                "info": info(title="fresh", exit=2, outcome="failed", end=NOW - 5)}])
     found = finished_by_job(home)[job]
     assert (found["title"], found["outcome_text"], found["delivery"]) == ("fresh", "exit 2", "pending")

@@ -6,6 +6,7 @@ The local webhook answers what each test sets (conftest.Receiver.status).
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -128,5 +129,67 @@ def test_an_attachment_gone_before_the_send_goes_without_it_and_holds_nothing_ba
         assert not by_title["plotted"].get("attachments")
         time.sleep(1)
         assert saved(home)["outbox"] == [] and saved(home)["failed"] == []
+    finally:
+        w.stop()
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_delivery_left_for_a_removed_url_is_named_by_status_not_pending_in_jobs_and_dropped(
+        home: Home, receiver: Receiver) -> None:
+    port = _refused_port()
+    home.write_config(fast_config(receiver.url, f"json://127.0.0.1:{port}/old"))
+    w = WatcherProc(home).start()
+    try:
+        assert home.pingch("-t", "half", "true").returncode == 0
+        receiver.wait_for(1)
+        wait_until(lambda: saved(home)["outbox"], 20, "the delivery to the refused URL to wait")
+        home.write_config(fast_config(receiver.url))  # the user removes the dead URL
+        wait_until(lambda: "no longer configured" in home.notifyd("status")[1], 20, "status to see it")
+        _code, out, _err = home.notifyd("status")
+        assert ("1 delivery waits for a URL no longer configured:\n"
+                f"              json://127.0.0.1:{port}/****") in out
+        assert "to drop it now: notifyd drop" in out
+        code, out, err = home.notifyd("jobs", "--json")
+        assert code == 0 and [j["delivery"] for j in json.loads(out)["finished"]] == ["delivered"]
+        assert "no longer configured" in err
+        code, out, err = home.notifyd("drop")
+        assert code == 0, err
+        assert out == f"dropped 1 delivery waiting for json://127.0.0.1:{port}/****\n"
+        assert saved(home)["outbox"] == []
+        assert "no longer configured" not in home.notifyd("status")[1]
+        assert len(receiver.posts) == 1  # the configured URL got its message, once
+    finally:
+        w.stop()
+
+
+def test_notifyd_drop_with_nothing_to_drop_says_so(home: Home, receiver: Receiver) -> None:
+    home.write_config(fast_config(receiver.url))
+    code, out, _err = home.notifyd("drop")
+    assert code == 0 and out == "nothing waits for a URL that is not configured\n"
+
+
+def test_notifyd_drop_without_a_watcher_is_taken_by_the_next_one(home: Home, receiver: Receiver) -> None:
+    port = _refused_port()
+    home.write_config(fast_config(receiver.url, f"json://127.0.0.1:{port}/old"))
+    w = WatcherProc(home).start()
+    try:
+        assert home.pingch("-t", "half", "true").returncode == 0
+        receiver.wait_for(1)
+        wait_until(lambda: saved(home)["outbox"], 20, "the delivery to the refused URL to wait")
+    finally:
+        w.stop()
+    home.write_config(fast_config(receiver.url))
+    code, out, err = home.notifyd("drop")
+    assert code == 0, err
+    assert "no watcher runs now: the next one drops them when it starts" in out
+    assert saved(home)["outbox"] != []
+    w = WatcherProc(home).start()
+    try:
+        wait_until(lambda: saved(home)["outbox"] == [], 20, "the next watcher to drop it")
     finally:
         w.stop()

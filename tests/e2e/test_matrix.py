@@ -117,5 +117,5 @@ def test_unreachable_matrix_server_makes_notifyd_test_exit_4_naming_the_masked_u
     code, out, err = home.notifyd("test")
     assert code == 4, out + err
     assert f"FAILED  matrix://bot:****@127.0.0.1:{port}/****" in out
-    assert "Connection error" in out
+    assert f"could not reach 127.0.0.1:{port} (connection refused)" in out
     assert "hunter2secret" not in out + err

@@ -122,6 +122,28 @@ def test_notifyd_jobs_lists_every_job_of_a_burst_as_delivered(burst: Burst) -> N
     assert {j["delivery"] for j in burst.listed} == {"delivered"}
 
 
+def test_a_job_alone_in_a_digest_batch_is_told_with_its_whole_message(home: Home,
+                                                                     receiver: Receiver) -> None:
+    # The default digest_after (3) and window (60 s): the fourth job waits in
+    # the batch, and goes out alone once nothing has ended for a second.
+    home.write_config(config(receiver, "digest_quiet = 1s\n"))
+    w = WatcherProc(home).start()
+    try:
+        run_many(home, 3, "warmup")
+        script = "echo 'loss 0.0123' > run.log; exit 3"
+        done = home.pingch("-t", "fit", "--tail", "run.log", "bash", "-c", script, cwd=home.root)
+        assert done.returncode == 3
+        wait_until(lambda: len(posts(receiver, "all")) >= 4, 20, "four messages")
+        wait_until(lambda: settled(home), 20, "every message sent")
+        last = posts(receiver, "all")[-1]
+        assert last["title"] == f"❌ fit failed on {home.host} (exit 3)"
+        for words in (f"in `{home.root}`", "peak RSS", "$ bash -c", "last lines of `run.log`:",
+                      "loss 0.0123"):
+            assert words in last["message"]
+    finally:
+        w.stop()
+
+
 def test_the_budget_holds_across_a_watcher_restart(home: Home, receiver: Receiver) -> None:
     home.write_config(config(receiver, "rate = 3/min\ndigest_after = 100\n"))
     w = WatcherProc(home).start()

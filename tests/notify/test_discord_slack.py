@@ -9,8 +9,10 @@ would: 204/200, 429 with Retry-After and X-RateLimit-* headers, 401.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,25 +70,32 @@ def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
     return fake
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[watcher.Watcher]:
+@contextmanager
+def watcher_for(tmp_path: Path, *urls: str) -> Iterator[watcher.Watcher]:
+    """An in-process watcher whose config holds `urls`."""
     env = {"HOME": str(tmp_path), "NOTIFYD_HOST": "w"}
     p = paths.resolve(env)
     for d in (p.events_dir, p.inbox_dir, p.journal_dir, p.lease_dir):
         d.mkdir(parents=True, exist_ok=True)
     p.config_file.parent.mkdir(parents=True)
     p.config_file.write_text(
-        "[notify]\nurls =\n"
-        f"    discord://{DISCORD_ID}/{DISCORD_TOKEN}\n"
-        f"    slack://{SLACK[0]}/{SLACK[1]}/{SLACK[2]}/#jobs\n"
-        "digest_after = 100\n"
+        "[notify]\nurls =\n" + "".join(f"    {u}\n" for u in urls) + "digest_after = 100\n"
         "[watcher]\nretry_initial = 0.2s\nretry_max = 0.5s\n[legacy]\npingchilling =\n")
     p.config_file.chmod(0o600)
     w = watcher.Watcher(p, "w", config.load(p.config_file, {}))
     assert w.acquire() is None
     w.start()
-    yield w
-    w.lease.release()
+    try:
+        yield w
+    finally:
+        w.lease.release()
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[watcher.Watcher]:
+    with watcher_for(tmp_path, f"discord://{DISCORD_ID}/{DISCORD_TOKEN}",
+                     f"slack://{SLACK[0]}/{SLACK[1]}/{SLACK[2]}/#jobs") as w:
+        yield w
 
 
 def finish(n: int, title: str, code: int = 0) -> bytes:
@@ -173,3 +182,49 @@ def test_a_wrong_discord_token_fails_once_and_is_kept_as_failed(lab: watcher.Wat
     assert failed.url is not None and failed.url.startswith("discord://")
     assert DISCORD_TOKEN not in json.dumps(failed.to_json())
     assert sender.hint(401).startswith("the service refused")
+
+
+# -- a lab channel: ?ping=USER_ID -------------------------------------------------------------------
+
+USER_ID = "987654321098765432"
+# What Discord would turn into a ping: a user, role or channel tag, @everyone, @here.
+LIVE_MENTION = re.compile(r"<@[!&]?\d+>|@everyone|@here", re.IGNORECASE)
+HOSTILE_TITLE = "sweep @everyone <@123456789012345678> @here <@&42>"
+
+
+def _discord_texts(body: dict[str, Any]) -> str:
+    return (body.get("content") or "") + "".join(
+        e.get("title", "") + e.get("description", "") for e in body.get("embeds", []))
+
+
+@pytest.mark.parametrize("form", ["", "&format=markdown"], ids=["text", "embeds"])
+def test_a_ping_url_mentions_exactly_that_user_and_job_text_mentions_nobody(
+        tmp_path: Path, service: FakeService, form: str) -> None:
+    with watcher_for(tmp_path, f"discord://{DISCORD_ID}/{DISCORD_TOKEN}?ping=@{USER_ID}{form}") as w:
+        jobs_in(w, finish(30, HOSTILE_TITLE, 1))
+        run_rounds(w, lambda: not w.state.outbox)
+    (body,) = service.delivered("discord")
+    # Apprise 2.3 names the field "allow_mentions" (Discord's API says
+    # allowed_mentions): what it would allow is that one user, no role, no @everyone.
+    assert body["allow_mentions"] == {"parse": [], "users": [USER_ID], "roles": []}
+    assert LIVE_MENTION.findall(_discord_texts(body)) == [f"<@{USER_ID}>"]
+    assert "sweep" in _discord_texts(body)  # the title is still there to read, defused
+
+
+def test_without_ping_a_hostile_title_mentions_nobody(lab: watcher.Watcher, service: FakeService) -> None:
+    jobs_in(lab, finish(31, HOSTILE_TITLE, 1))
+    run_rounds(lab, lambda: not lab.state.outbox)
+    (body,) = service.delivered("discord")
+    assert "allow_mentions" not in body
+    assert LIVE_MENTION.findall(_discord_texts(body)) == []
+
+
+def test_a_ping_without_its_at_sign_pings_nobody_so_the_readme_writes_it_with_one(
+        tmp_path: Path, service: FakeService) -> None:
+    # Apprise 2.3 reads ping= tokens as "@ID" or "<@ID>"; a bare number is
+    # dropped without a word. README "Discord" says ?ping=@USER_ID for this.
+    with watcher_for(tmp_path, f"discord://{DISCORD_ID}/{DISCORD_TOKEN}?ping={USER_ID}") as w:
+        jobs_in(w, finish(32, "plain", 1))
+        run_rounds(w, lambda: not w.state.outbox)
+    (body,) = service.delivered("discord")
+    assert "allow_mentions" not in body and USER_ID not in _discord_texts(body)

@@ -355,6 +355,54 @@ def test_digest_of_many_jobs_stops_and_says_how_many_more(limit: int) -> None:
     assert len(lines) - 1 + int(more.group(1)) == 400
 
 
+# -- few: a small batch -------------------------------------------------------------------------------
+
+def _few(*evs: dict[str, Any], limit: int = 2000) -> message.Message:
+    return message.few(list(evs), [finished(ev) for ev in evs], limit)
+
+
+def test_a_small_batch_has_the_digest_title_and_each_jobs_own_title_failures_first() -> None:
+    msg = _few(_finish(title="good"), _finish(title="bad", exit=2))
+    assert msg.title == "2 jobs finished on node5: 1 ok, 1 failed"
+    assert msg.severity == "failure"
+    heads = [line for line in msg.body.splitlines() if line.startswith(("✅", "❌"))]
+    assert heads == ["❌ bad failed on node5 (exit 2)", "✅ good finished on node5"]
+
+
+def test_a_small_batch_keeps_each_jobs_directory_command_and_memory() -> None:
+    msg = _few(_finish(title="a", cwd="/data/a", maxrss_kb=4 * 1024 ** 2), _finish(title="b", cmd="./b --x"))
+    for words in ("in `/data/a`", "peak RSS 4.0 GiB", "`$ ./b --x`", "after 34 min 02 s"):
+        assert words in msg.body
+
+
+def test_a_small_batch_keeps_the_last_five_lines_of_each_jobs_output() -> None:
+    tail = "\n".join(f"step {i}" for i in range(1, 11))
+    body = _few(_finish(title="a", tail=tail), _finish(title="b")).body
+    block = body[body.index("```") + 4:]
+    assert block.split("\n```")[0].splitlines() == ["…", "step 6", "step 7", "step 8", "step 9", "step 10"]
+
+
+def test_a_small_batch_keeps_the_first_lines_of_a_multi_line_command() -> None:
+    cmd = "\n".join(f"echo {i}" for i in range(1, 9))
+    body = _few(_finish(title="a", cmd=cmd), _finish(title="b")).body
+    assert "echo 1" in body and "echo 5" in body and "echo 6" not in body
+
+
+def test_a_small_batch_hides_the_command_when_the_job_hid_it() -> None:
+    body = _few(_finish(title="a", hide_command=True, cmd="secret --token x"), _finish(title="b")).body
+    assert "secret" not in body
+
+
+@pytest.mark.parametrize("limit", [300, 1000, 2000])
+def test_a_small_batch_of_long_messages_fits_and_keeps_every_jobs_title(limit: int) -> None:
+    big = "\n".join("z" * 300 for _ in range(50))
+    evs = [_finish(title=f"job{i}", exit=i, cmd="c " * 400, tail=big) for i in range(3)]
+    msg = _few(*evs, limit=limit)
+    assert _size(msg) <= limit
+    assert all(f"job{i}" in msg.body for i in range(3))
+    assert msg.body.count("```") % 2 == 0  # no code block left open
+
+
 # -- group_done -----------------------------------------------------------------------------------
 
 def _member(title: str, outcome: str, duration: float | None, **extra: Any) -> dict[str, Any]:

@@ -199,6 +199,78 @@ def test_a_batch_is_sent_when_its_window_is_over_even_if_jobs_keep_coming() -> N
     assert routing.flush(state, [url()], conf, T0 + 60.0)
 
 
+def test_a_batch_of_one_job_goes_out_as_that_jobs_own_message() -> None:
+    state = State()
+    _batched(state, 1, T0)
+    routing.flush(state, [url()], cfg(digest_after=3), T0 + 2.0)
+    own = message.finished(finish_event("j3", ts=T0))
+    sent = state.outbox[-1]
+    assert (sent.title, sent.body, sent.severity) == (own.title, own.body, own.severity)
+    assert sent.jobs == ["j3"] and sent.job == "j3"
+
+
+def test_a_batch_of_one_keeps_the_jobs_attachment() -> None:
+    state = State()
+    for i in range(3):
+        end(state, [url()], cfg(), f"j{i}", T0)
+    end(state, [url()], cfg(), "plot", T0, attach="/home/ana/plot.png")
+    routing.flush(state, [url()], cfg(), T0 + 2.0)
+    assert state.outbox[-1].attach == "/home/ana/plot.png"
+
+
+def test_a_batch_of_up_to_three_jobs_keeps_each_jobs_key_lines() -> None:
+    state = State()
+    for i in range(3):
+        end(state, [url()], cfg(), f"j{i}", T0)
+    end(state, [url()], cfg(), "a", T0, cwd="/home/ana/alpha", cmd="./alpha", maxrss_kb=2048)
+    end(state, [url()], cfg(), "b", T0, cwd="/home/ana/beta", cmd="./beta", exit=3, tail="loss 0.1\ndone")
+    end(state, [url()], cfg(), "c", T0, cwd="/home/ana/gamma", cmd="./gamma", signal=15, exit=None)
+    routing.flush(state, [url()], cfg(), T0 + 2.0)
+    sent = state.outbox[-1]
+    assert sent.title == "3 jobs finished on node2: 1 ok, 2 failed"
+    for words in ("`/home/ana/alpha`", "`$ ./alpha`", "peak RSS 2.0 MiB", "`/home/ana/beta`", "exit 3",
+                  "done", "`/home/ana/gamma`", "killed by SIGTERM", "after 5.0 s"):
+        assert words in sent.body
+
+
+def test_a_batch_of_more_than_three_jobs_is_a_digest_of_one_line_a_job() -> None:
+    state = State()
+    _batched(state, 4, T0)
+    routing.flush(state, [url()], cfg(digest_after=3), T0 + 2.0)
+    sent = state.outbox[-1]
+    assert sent.title.startswith("4 jobs finished on node2")
+    assert len(sent.body.splitlines()) == 4 and "/home/ana" not in sent.body
+
+
+def test_a_digest_tagged_url_gets_a_digest_even_for_one_job() -> None:
+    state = State()
+    end(state, [url("u1", "digest")], cfg(), "j1", T0)
+    routing.flush(state, [url("u1", "digest")], cfg(), T0 + 2.0)
+    assert state.outbox[-1].title == "1 job finished on node2: 1 ok"
+
+
+def test_only_a_small_batchs_first_jobs_keep_their_message_in_the_state() -> None:
+    state = State()
+    _batched(state, 10, T0)
+    assert [("message" in j) for j in state.batches["u1"].jobs] == [True] * 3 + [False] * 7
+
+
+def test_a_batch_saved_without_messages_by_an_older_watcher_is_a_digest() -> None:
+    state = State()
+    _batched(state, 1, T0)
+    del state.batches["u1"].jobs[0]["message"]
+    routing.flush(state, [url()], cfg(digest_after=3), T0 + 2.0)
+    assert state.outbox[-1].title == "1 job finished on node2: 1 ok"
+
+
+def test_a_kept_message_that_is_not_one_makes_the_batch_a_digest() -> None:
+    state = State()
+    _batched(state, 1, T0)
+    state.batches["u1"].jobs[0]["message"] = {"title": "x", "body": 3, "kind": "info", "attach": ""}
+    routing.flush(state, [url()], cfg(digest_after=3), T0 + 2.0)
+    assert state.outbox[-1].title == "1 job finished on node2: 1 ok"
+
+
 def test_a_digest_counts_as_one_message_in_the_window() -> None:
     state = State()
     _batched(state, 1, T0)

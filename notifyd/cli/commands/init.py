@@ -81,17 +81,20 @@ def command(
 def _choose_urls(given: list[str], configured: list[str], interactive: bool) -> list[str]:
     """The URLs to write: --url, else asked for, else (with --yes) the configured ones."""
     if given:
-        for line in given:
+        for i, line in enumerate(given, 1):
             problem = configfile.url_problem(line)
+            which = f"--url #{i} of {len(given)}:" if len(given) > 1 else "--url"
             if problem:
-                raise NotifydError(f"--url {problem}; nothing was written", ExitStatus.CONFIG)
+                raise NotifydError(f"{which} {problem}; nothing was written", ExitStatus.CONFIG)
         return given
     if not interactive:
         if configured:
             return configured
         raise NotifydError("--yes needs --url URL: no URL is configured yet", ExitStatus.USAGE)
     typer.echo("A Discord webhook URL comes from your server: Server Settings → Integrations → Webhooks →\n"
-               "New Webhook (pick the channel) → Copy Webhook URL. Other services: notifyd.conf.example.")
+               "New Webhook (pick the channel) → Copy Webhook URL. Other services: notifyd.conf.example.\n"
+               "In a shared channel, add ?ping=@YOUR_USER_ID so that your messages mention you\n"
+               "(your id: User Settings → Advanced → Developer Mode, right-click your name).")
     keep = f" (empty: keep the {len(configured)} configured)" if configured else ""
     while True:
         answer = typer.prompt(f"notification URL{keep}", default="" if configured else None,

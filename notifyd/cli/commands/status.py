@@ -12,6 +12,7 @@ from notifyd import fsutil, state
 from notifyd import paths as paths_mod
 from notifyd.cli.commands.common import ago, config, context, discord_howto
 from notifyd.errors import ExitStatus, NotifydError
+from notifyd.notify import reasons
 from notifyd.notify import targets as sender
 from notifyd.setup import logout
 from notifyd.watcher import lease
@@ -49,7 +50,7 @@ def gather() -> dict[str, Any]:
     report["running_jobs"] = len(saved.running)
     report["failed_deliveries"] = [
         {"id": f.entry.id, "title": f.entry.title, "failed_at": f.failed_at, "url": f.url,
-         "error": f.error}
+         "error": f.error, "reason": reasons.explain(f.error, f.status).line if f.error else None}
         for f in saved.failed
     ]
     try:
@@ -59,11 +60,28 @@ def gather() -> dict[str, Any]:
         report["config_error"] = exc.message
         targets = []
     report["urls"] = [_url_report(t, saved) for t in targets if t.key != sender.INBOX_KEY]
+    # With the config unusable, no URL is known to be configured: say nothing rather than wrongly.
+    report["unconfigured"] = ([] if report["config_error"] else
+                              unconfigured(saved, {t.key for t in targets}, cfg.retry_for))
     report["pushing"] = bool(report["urls"])
     report["slurm"] = _slurm_report(saved, report.get("watcher"))
     report["logout_warning"] = logout.warning(paths_mod.user_name())
     report["pending"] = len(saved.outbox)
     return report
+
+
+def unconfigured(saved: state.State, configured: set[str], retry_for: float) -> list[dict[str, Any]]:
+    """The URLs deliveries wait for that are not configured now: masked, how many, when given up."""
+    found = []
+    for key in sorted(saved.waiting_for() - configured):
+        entries = [e for e in saved.outbox if key in e.targets]
+        batch = saved.batches.get(key)
+        created = [e.created for e in entries] + ([batch.opened] if batch else [])
+        found.append({
+            "key": key, "url": saved.url_names.get(key), "pending": len(entries) + (1 if batch else 0),
+            "gives_up": min(created) + retry_for if created else None,
+        })
+    return found
 
 
 def _slurm_report(saved: state.State, watcher: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -118,7 +136,8 @@ def _url_report(target: sender.Target, saved: state.State) -> dict[str, Any]:
         "url": target.display,
         "pending": len(pending),
         "retrying": soonest is not None,
-        "error": soonest.error if soonest else None,
+        "error": soonest.error if soonest else None,  # as Apprise said it; "reason": in words
+        "reason": reasons.explain(soonest.error).line if soonest else None,
         "next_try": soonest.next_try if soonest else None,
     }
 
@@ -148,17 +167,20 @@ def _print(report: dict[str, Any]) -> None:
     _print_slurm(report.get("slurm"), now)
     _say(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
          f"{len(report['failed_deliveries'])} failed")
+    _print_unconfigured(report["unconfigured"])
     for item in report["failed_deliveries"][-5:]:
-        why = f" → {item['url']}: {item['error']}" if item.get("url") else ""
+        why = f" → {item['url']}: {item['reason']}" if item.get("url") else ""
         _say(f"            failed: {item['title']}{why}")
     if report["urls"]:
         _say("URLs:")
         for u in report["urls"]:
             line = f"  {u['url']}: {u['pending']} pending"
-            if u["retrying"]:
-                wait = max(0.0, float(u["next_try"] or now) - now)
-                line += f"; failing, retried in {wait:.0f} s: {u['error']}"
-            _say(line)
+            if not u["retrying"]:
+                _say(line)
+                continue
+            wait = max(0.0, float(u["next_try"] or now) - now)
+            _say(f"{line}; failing, retried in {wait:.0f} s:")
+            _say(f"    {u['reason']}")
     elif not report["config_error"]:
         _say("URLs:       none: nothing is being pushed; notifications go to the inbox "
              "(notifyd inbox).")
@@ -176,6 +198,18 @@ def _print(report: dict[str, Any]) -> None:
     _say(f"log:        {report['log']}")
     if report["logout_warning"]:
         _say(f"logout:     WARNING: {report['logout_warning']}")
+
+
+def _print_unconfigured(waiting: list[dict[str, Any]]) -> None:
+    """Deliveries for URLs no longer configured: the watcher sends them nowhere, and says so here."""
+    for item in waiting:
+        url = item["url"] or "a URL removed before notifyd named them"
+        when = _local(item["gives_up"]) if item["gives_up"] else "later"
+        what = "1 delivery waits" if item["pending"] == 1 else f"{item['pending']} deliveries wait"
+        _say(f"            {what} for a URL no longer configured:")
+        _say(f"              {url}")
+        _say(f"              given up {when}; to drop {'it' if item['pending'] == 1 else 'them'} "
+             "now: notifyd drop")
 
 
 def _say(line: str) -> None:

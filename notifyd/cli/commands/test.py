@@ -7,22 +7,23 @@ import time
 
 import typer
 
+from notifyd import fsutil, paths
 from notifyd.cli.commands.common import config, context, discord_howto
 from notifyd.errors import ExitStatus
-from notifyd.notify import message
+from notifyd.notify import message, reasons
 from notifyd.notify import targets as sender
 from notifyd.records import OutboxEntry
 
 
 def command() -> int:
-    paths, host = context()
-    cfg = config(paths)
-    targets = [t for t in sender.build_targets(cfg, paths.inbox_dir, host)
+    p, host = context()
+    cfg = config(p)
+    targets = [t for t in sender.build_targets(cfg, p.inbox_dir, host)
                if t.key != sender.INBOX_KEY]
     if not targets:
         typer.echo("no URL configured: nothing is pushed, notifications only reach "
                    "the inbox (notifyd inbox).", err=True)
-        typer.echo(discord_howto(paths.config_file), err=True)
+        typer.echo(discord_howto(p.config_file), err=True)
         return int(ExitStatus.DELIVERY)
     msg = message.make_test_message(host)
     entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.severity,
@@ -34,7 +35,22 @@ def command() -> int:
             typer.echo(f"ok      {target.display}")
         else:
             failed += 1
-            typer.echo(f"FAILED  {target.display}: {sent.detail}")
-            typer.echo(f"        {sender.hint(sent.status)}"
+            why = reasons.explain(sent.detail, sent.status)
+            typer.echo(f"FAILED  {target.display}: {why.what}")
+            typer.echo(f"        {why.advice}"
                        + ("; the watcher does not retry such an answer" if sent.permanent else ""))
+            if not why.reached and _log_raw(p, host, f"notifyd test: {target.display}: {sent.detail}"):
+                typer.echo(f"        (Apprise's own words are in {p.log_file(host)})")
     return int(ExitStatus.DELIVERY) if failed else 0
+
+
+def _log_raw(p: paths.Paths, host: str, text: str) -> bool:
+    """Keep Apprise's words (secrets scrubbed) in this host's log, as the watcher does; False if not."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    line = f"{stamp} {os.getpid()} WARNING {text}".replace("\n", " ")
+    try:
+        p.private_dir(p.log_dir)
+        fsutil.append_line(p.log_file(host), (line + "\n").encode("utf-8", "backslashreplace"))
+    except OSError:
+        return False
+    return True
