@@ -12,6 +12,7 @@ from notifyd import fsutil, state
 from notifyd import paths as paths_mod
 from notifyd.cli.commands.common import ago, config, context, discord_howto
 from notifyd.errors import ExitStatus, NotifydError
+from notifyd.notify import history
 from notifyd.notify import targets as sender
 from notifyd.setup import logout
 from notifyd.watcher import lease
@@ -46,7 +47,9 @@ def gather() -> dict[str, Any]:
     report["malformed_lines"] = stats.malformed
     report["delivered"] = stats.delivered
     report["last_event"] = stats.last_event or None
-    report["running_jobs"] = len(saved.running)
+    # The old bash function's jobs are followed from ~/.pingchilling's cursor, not the running table.
+    report["running_legacy"] = len(history.legacy_running(saved))
+    report["running_jobs"] = len(saved.running) + report["running_legacy"]
     report["failed_deliveries"] = [
         {"id": f.entry.id, "title": f.entry.title, "failed_at": f.failed_at, "url": f.url,
          "error": f.error}
@@ -143,7 +146,9 @@ def _print(report: dict[str, Any]) -> None:
              f"{last.get('host')}, read {when}")
     else:
         _say("last event: none read yet")
-    _say(f"jobs:       {report['running_jobs']} running, {report['events_read']} events read, "
+    legacy = report["running_legacy"]
+    of_them = f" ({legacy} from ~/.pingchilling)" if legacy else ""
+    _say(f"jobs:       {report['running_jobs']} running{of_them}, {report['events_read']} events read, "
          f"{report['malformed_lines']} malformed lines skipped")
     _print_slurm(report.get("slurm"), now)
     _say(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
