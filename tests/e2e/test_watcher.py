@@ -253,7 +253,7 @@ def test_without_url_notifications_land_in_the_inbox_and_status_says_how_to_push
     assert "**" not in out and "`" not in out  # a terminal shows no Markdown marks
     code, out, _ = home.notifyd("status")
     assert code == 0
-    assert "nothing is being pushed" in out and "Webhooks" in out
+    assert "nothing is being pushed" in out and "notifyd init" in out
 
 
 def test_log_never_contains_the_url_secret(home: Home, receiver: Receiver) -> None:

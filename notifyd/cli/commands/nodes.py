@@ -75,9 +75,10 @@ def _print_slurm(nodes: list[SlurmNode], free: bool) -> None:
 
 def command(
     free: bool = typer.Option(False, "--free", help="List nodes with room, most free cores first."),
-    cpus: float = typer.Option(0.0, "--cpus", min=0, help="With --free: cores the job needs."),
-    mem: str = typer.Option("0", "--mem", help="With --free: memory the job needs, e.g. 20G."),
-    node: list[str] = typer.Option(None, "--node", "-n", help="Only these nodes."),
+    cpus: float = typer.Option(0.0, "--cpus", min=0, metavar="N", help="With --free: cores the job needs."),
+    mem: str = typer.Option("0", "--mem", metavar="SIZE",
+                            help="With --free: memory the job needs, e.g. 20G."),
+    node: list[str] = typer.Option(None, "--node", "-n", metavar="NODE", help="Only these nodes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> int:
     try:

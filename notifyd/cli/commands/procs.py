@@ -67,10 +67,12 @@ def _header(node: nodeview.Node, width: int) -> str:
 
 
 def command(
-    user: list[str] = typer.Option(None, "--user", "-u", help="Only these users' processes."),
-    node: list[str] = typer.Option(None, "--node", "-n", help="Only these nodes."),
-    min_cpu: float = typer.Option(0.0, "--min-cpu", help="Only processes at or above this %CPU."),
-    sort: str = typer.Option("cpu", "--sort", help="cpu, mem, rss or elapsed (largest first)."),
+    user: list[str] = typer.Option(None, "--user", "-u", metavar="USER", help="Only these users' processes."),
+    node: list[str] = typer.Option(None, "--node", "-n", metavar="NODE", help="Only these nodes."),
+    min_cpu: float = typer.Option(0.0, "--min-cpu", metavar="PERCENT",
+                                  help="Only processes at or above this %CPU."),
+    sort: str = typer.Option("cpu", "--sort", metavar="KEY",
+                             help="cpu, mem, rss or elapsed (largest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> int:
     if sort not in SORT_KEYS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from typing import Any
 
@@ -10,11 +11,11 @@ import typer
 
 from notifyd import fsutil, state
 from notifyd import paths as paths_mod
-from notifyd.cli.commands.common import ago, config, context, discord_howto
+from notifyd.cli.commands.common import ago, config, context
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import history
 from notifyd.notify import targets as sender
-from notifyd.setup import logout
+from notifyd.setup import hook, logout
 from notifyd.watcher import lease
 
 
@@ -165,9 +166,9 @@ def _print(report: dict[str, Any]) -> None:
                 line += f"; failing, retried in {wait:.0f} s: {u['error']}"
             _say(line)
     elif not report["config_error"]:
-        _say("URLs:       none: nothing is being pushed; notifications go to the inbox "
-             "(notifyd inbox).")
-        _say("            " + discord_howto(report["config"]))
+        _say("URLs:       none, so nothing is being pushed: notifications go to notifyd inbox")
+        _say("            to get them on Discord, Matrix, email...: "
+             f"{hook.shown(hook.script('notifyd'), 'notifyd')} init")
     if report["config_error"]:
         _say(f"config:     ERROR: {report['config_error']}")
     else:
@@ -183,9 +184,22 @@ def _print(report: dict[str, Any]) -> None:
         _say(f"logout:     WARNING: {report['logout_warning']}")
 
 
+WIDTH = 80
+_INDENT = " " * 12  # under the values, past "watcher:    "
+
+
 def _say(line: str) -> None:
-    """One line for the terminal: a lone surrogate (a job title's undecodable byte) is shown escaped."""
-    typer.echo(line.encode("utf-8", "backslashreplace").decode("utf-8"))
+    """One line for the terminal, wrapped at 80 columns under the values.
+
+    A word longer than that (a path, a masked URL) is kept whole, so it can
+    still be copied; a lone surrogate (a job title's undecodable byte) is
+    shown escaped.
+    """
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(line) > WIDTH:
+        line = "\n".join(textwrap.wrap(line, WIDTH, subsequent_indent=_INDENT, break_long_words=False,
+                                       break_on_hyphens=False))
+    typer.echo(line)
 
 
 def _local(ts: float) -> str:
