@@ -31,6 +31,17 @@ def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
     return nodes
 
 
+def no_snapshots(node_filter: list[str] | None) -> str:
+    """The one line `procs` and `nodes` print when there is nothing to show, and what to run."""
+    paths, _host = context()
+    directory = paths.procs_dir(config(paths).procs_dir)
+    if node_filter:
+        return f"no snapshot of {', '.join(node_filter)} in {directory}"
+    missing = "" if directory.is_dir() else " (it does not exist yet)"
+    return (f"no node snapshots in {directory}{missing}\n"
+            "(notifyd snapshot writes one; notifyd cron install runs it every minute)")
+
+
 def load_slurm_nodes(node_filter: list[str] | None) -> list[SlurmNode]:
     """The cluster's nodes from one `sinfo` call, where this host has SLURM's tools and [slurm] allows.
 
