@@ -105,7 +105,9 @@ def command(
             typer.echo(f"no fresh node has {cpus:g} free cores and {human_bytes(need_mem)} "
                        "free memory now", err=True)
             return 1
-        typer.echo(no_snapshots(node))
+        said = no_snapshots(node)
+        if said:
+            typer.echo(said)
         return 0
     # Names are never cut: compute-node-017 and -018 must stay apart.
     w = max([4, *(len(printable(n.host)) for n in nodes)])

@@ -86,7 +86,9 @@ def command(
              "procs": _rows(n, user, min_cpu, sort)} for n in nodes], indent=1))
         return 0
     if not nodes:
-        typer.echo(no_snapshots(node))
+        said = no_snapshots(node)
+        if said:
+            typer.echo(said)
         return 0
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
     for i, n in enumerate(sorted(nodes, key=lambda n: n.host)):
