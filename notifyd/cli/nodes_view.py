@@ -32,11 +32,15 @@ def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
     return nodes
 
 
-def no_snapshots(node_filter: list[str] | None) -> str:
-    """What `procs` and `nodes` print when there is nothing to show, and what to run.
+def say_no_snapshots(node_filter: list[str] | None) -> None:
+    """What `procs` and `nodes` print when there is nothing to show, and what to run."""
+    said = no_snapshots(node_filter)
+    if said:
+        typer.echo(said)
 
-    Empty when the directory cannot be read: load_nodes() has said why.
-    """
+
+def no_snapshots(node_filter: list[str] | None) -> str:
+    """The words for say_no_snapshots(); empty when the directory cannot be read (load_nodes() said why)."""
     paths, _host = context()
     directory = paths.procs_dir(config(paths).procs_dir)
     if node_filter:

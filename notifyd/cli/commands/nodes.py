@@ -16,7 +16,7 @@ import json
 
 import typer
 
-from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes, no_snapshots
+from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes, say_no_snapshots
 from notifyd.cli.tables import colour
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.nodes import reader as nodeview
@@ -105,9 +105,7 @@ def command(
             typer.echo(f"no fresh node has {cpus:g} free cores and {human_bytes(need_mem)} "
                        "free memory now", err=True)
             return 1
-        said = no_snapshots(node)
-        if said:
-            typer.echo(said)
+        say_no_snapshots(node)
         return 0
     # Names are never cut: compute-node-017 and -018 must stay apart.
     w = max([4, *(len(printable(n.host)) for n in nodes)])

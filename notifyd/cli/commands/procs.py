@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from notifyd.cli.nodes_view import load_nodes, no_snapshots
+from notifyd.cli.nodes_view import load_nodes, say_no_snapshots
 from notifyd.cli.tables import colour
 from notifyd.nodes import reader as nodeview
 from notifyd.text import human_age, human_bytes, human_elapsed, printable
@@ -86,9 +86,7 @@ def command(
              "procs": _rows(n, user, min_cpu, sort)} for n in nodes], indent=1))
         return 0
     if not nodes:
-        said = no_snapshots(node)
-        if said:
-            typer.echo(said)
+        say_no_snapshots(node)
         return 0
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
     for i, n in enumerate(sorted(nodes, key=lambda n: n.host)):
