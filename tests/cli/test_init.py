@@ -178,5 +178,7 @@ def test_an_installed_package_copies_its_hook_into_the_config_dir(
     copied = home.config_file.parent / "notifyd.bash"
     assert copied.read_bytes() == HOOK.read_bytes()
     assert _bashrc(home).count(f"source {copied}\n") == 1
+    assert f"new shells have notifyd and pingch on PATH; this one after: source {home.root}/.bashrc" \
+        in result.stdout
     # The package ships the config example too, and init puts it where the config's header says.
     assert (home.config_file.parent / "notifyd.conf.example").read_bytes() == EXAMPLE.read_bytes()

@@ -148,6 +148,8 @@ def _hook_step(p: paths.Paths, interactive: bool) -> bool:
         return ready.refreshed
     hook.add(ready)
     typer.echo(f"hook: added to {ready.bashrc}: source {ready.hook_file}")
+    if any(line.startswith("NOTIFYD_BIN=") for line in ready.lines):
+        typer.echo(f"hook: new shells have notifyd and pingch on PATH; this one after: source {ready.bashrc}")
     return True
 
 
