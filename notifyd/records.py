@@ -134,7 +134,10 @@ class RunningJob:
         """From a start event already checked by the event decoder."""
         slurm = {k: v for k, v in ev.items() if k.startswith("slurm_") and isinstance(v, (str, int, float))
                  and not isinstance(v, bool)}
-        return cls.from_json({**{k: ev.get(k) for k in cls._FIELDS}, "source": source, "owned": owned,
+        fields = {k: ev.get(k) for k in cls._FIELDS}
+        if ev.get("hide_command"):
+            fields["cwd"] = None  # an older pingch's --hide-command event still carried it
+        return cls.from_json({**fields, "source": source, "owned": owned,
                               "slurm": slurm}, f"start of {ev.get('job')!r}")
 
     def to_json(self) -> dict[str, Any]:

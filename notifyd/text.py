@@ -6,6 +6,7 @@
 Durations: parse_duration for what people type (config, --since);
 human_duration for messages, short_duration for one line per job,
 human_elapsed as ps shows it, human_age for how old a snapshot is.
+Dates: short_date for one line per job (the year only when it is not this one).
 Sizes: parse_size for what people type (config, --mem); human_bytes for
 tables, human_kib for messages. printable keeps job-supplied text on one
 table line. Sizes are binary throughout (k = 1024), as ps, top and free say.
@@ -16,6 +17,7 @@ Stdlib only and cheap to import: every verb and the watcher use it.
 from __future__ import annotations
 
 import re
+import time
 
 # -- durations ------------------------------------------------------------------------------
 
@@ -84,6 +86,13 @@ def human_age(seconds: float) -> str:
     if s < 2 * 86400:
         return f"{s // 3600} h {s % 3600 // 60:02d} min"
     return f"{s // 86400} d"
+
+
+def short_date(ts: float, now: float) -> str:
+    """'05-02 09:12' for a local time in this year, '2025-12-30 09:12' for one in another."""
+    when = time.localtime(ts)
+    same_year = when.tm_year == time.localtime(now).tm_year
+    return time.strftime("%m-%d %H:%M" if same_year else "%Y-%m-%d %H:%M", when)
 
 
 # -- sizes ------------------------------------------------------------------------------------

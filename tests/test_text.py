@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from notifyd.text import (
@@ -12,6 +14,7 @@ from notifyd.text import (
     human_kib,
     parse_size,
     printable,
+    short_date,
     short_duration,
 )
 
@@ -119,3 +122,9 @@ def test_human_age(seconds: float, text: str) -> None:
 def test_printable_escapes_control_characters_and_keeps_the_rest() -> None:
     assert printable("python -c 'a\nb'\t→ ok") == "python -c 'a\\nb'\\t→ ok"
     assert printable("plain") == "plain"
+
+
+def test_short_date_shows_the_year_only_for_another_year() -> None:
+    now = time.mktime((2026, 6, 1, 12, 0, 0, 0, 0, -1))
+    assert short_date(time.mktime((2026, 5, 2, 9, 12, 0, 0, 0, -1)), now) == "05-02 09:12"
+    assert short_date(time.mktime((2025, 12, 30, 9, 12, 0, 0, 0, -1)), now) == "2025-12-30 09:12"

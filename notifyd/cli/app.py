@@ -10,8 +10,10 @@ import functools
 import sys
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 import typer
+import typer.core
 
 from notifyd.cli.commands import (
     cron,
@@ -30,8 +32,35 @@ from notifyd.cli.commands import (
 )
 from notifyd.errors import ExitStatus, NotifydError
 
+
+class _FlagsWithoutType:
+    """Help that shows no value type after a plain flag (`--debug`, not `--debug <bool>`).
+
+    Recent typer releases print every option's type in the rich help, flags
+    included, although a flag takes no value. A flag's metavar set to "" is
+    what that help prints instead (typer.core: display_type_rich); the help
+    option itself is made per command, so it is caught in get_params.
+    """
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagsWithoutType, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_FlagsWithoutType, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
     name="notifyd",
+    cls=_Group,
     help="Job notifications for labs that share one home directory. "
     "Run jobs with `pingch CMD &`; the watcher tells you when they end.",
     no_args_is_help=True,
@@ -61,7 +90,7 @@ def _verb(group: typer.Typer, name: str, fn: Callable[..., int], help_text: str 
         if code:
             raise typer.Exit(code)
 
-    group.command(name, help=help_text)(run)
+    group.command(name, help=help_text, cls=_Command)(run)
 
 
 for _module, _name in ((init, "init"), (watch, "watch"), (ensure, "ensure"), (stop, "stop"),
@@ -69,7 +98,7 @@ for _module, _name in ((init, "init"), (watch, "watch"), (ensure, "ensure"), (st
                        (drop, "drop"), (snapshot, "snapshot"), (procs, "procs"), (nodes, "nodes")):
     _verb(app, _name, _module.command, _module.__doc__)
 
-cron_app = typer.Typer(help=cron.__doc__, no_args_is_help=True)
+cron_app = typer.Typer(help=cron.__doc__, no_args_is_help=True, cls=_Group)
 for _fn in (cron.install, cron.remove, cron.show):
     _verb(cron_app, _fn.__name__, _fn, _fn.__doc__)
 app.add_typer(cron_app, name="cron")

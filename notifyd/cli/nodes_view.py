@@ -5,6 +5,7 @@ Not a verb: the two verbs share it, and verbs do not import each other.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -29,6 +30,33 @@ def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
     if node_filter:
         nodes = [n for n in nodes if n.host in node_filter]
     return nodes
+
+
+def say_no_snapshots(node_filter: list[str] | None) -> None:
+    """What `procs` and `nodes` print when there is nothing to show, and what to run."""
+    said = no_snapshots(node_filter)
+    if said:
+        typer.echo(said)
+
+
+def no_snapshots(node_filter: list[str] | None) -> str:
+    """The words for say_no_snapshots(); empty when the directory cannot be read (load_nodes() said why)."""
+    paths, _host = context()
+    directory = paths.procs_dir(config(paths).procs_dir)
+    if node_filter:
+        return f"no snapshot of {', '.join(node_filter)} in {directory}"
+    try:
+        os.stat(directory)
+    except FileNotFoundError:
+        missing = " (it does not exist yet)"
+    except OSError:
+        return ""  # a parent we may not pass: load() said so, naming the directory
+    else:
+        if not os.access(directory, os.R_OK | os.X_OK):
+            return ""  # as above: "cannot list ..."
+        missing = ""
+    return (f"no node snapshots in {directory}{missing}\n"
+            "(notifyd snapshot writes one; notifyd cron install runs it every minute)")
 
 
 def load_slurm_nodes(node_filter: list[str] | None) -> list[SlurmNode]:

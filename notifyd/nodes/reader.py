@@ -196,8 +196,7 @@ def load(directory: Path, stale_after: float, host: str) -> tuple[list[Node], li
         names = sorted(e.name for e in os.scandir(directory)
                        if e.name.endswith(".json") and not e.name.startswith("."))
     except FileNotFoundError:
-        return [], [f"no snapshots yet: {directory} does not exist (run: notifyd snapshot, "
-                    "or notifyd cron install)"]
+        return [], []  # no snapshot yet: the views say so, with what writes one
     except OSError as exc:
         return [], [f"cannot list {directory}: {exc.strerror}"]
     try:

@@ -246,8 +246,9 @@ def write(directory: Path, host: str, snapshot: dict[str, Any]) -> Path:
 
     if not directory.is_dir():
         raise NotifydError(
-            f"the procs directory {directory} does not exist; create it (for a lab: "
-            f"mkdir -p {directory} && chmod 2775 {directory}) or fix [procs] dir"
+            f"the procs directory {directory} does not exist; create it (for a lab, with its "
+            f"group for LAB: mkdir -p {directory} && chgrp LAB {directory} && chmod 3770 "
+            f"{directory}; README: Setting it up for a lab) or fix [procs] dir"
         )
     target = directory / f"{host}.json"
     data = json.dumps({**snapshot, "host": host}, separators=(",", ":")).encode()

@@ -45,6 +45,8 @@ class Running:
     slurm_job: str = ""
     state: str = ""
     reason: str = ""
+    # Who reported it: "pingch", "slurm" or "pingchilling" (the old bash function's file).
+    source: str = "pingch"
 
     def elapsed(self, now: float) -> float | None:
         # Start times come from the job's host clock: never show a negative age.
@@ -275,8 +277,32 @@ def _running(running: dict[str, RunningJob]) -> list[Running]:
                     user=r.user or "", cwd=r.cwd or "", group=r.group or "", start_ts=r.start_ts,
                     slurm_job=str(r.slurm.get("slurm_job") or ""),
                     state=str(r.slurm.get("slurm_state") or ""),
-                    reason=str(r.slurm.get("slurm_reason") or ""))
+                    reason=str(r.slurm.get("slurm_reason") or ""),
+                    source="pingch" if r.source == "spool" else r.source)
             for job, r in running.items()]
+    return sorted(rows, key=lambda r: r.start_ts or 0.0)
+
+
+def legacy_running(saved: state.State) -> list[Running]:
+    """The old bash function's jobs still running: `Started` lines of ~/.pingchilling with no `Finished`.
+
+    The legacy source keeps them in its cursor, as {"PID@host": {"title",
+    "ts"}} under "open" (watcher/sources/legacy.py), until their Finished line
+    comes; they never enter the state's running jobs. The cursor comes from
+    the state file: an entry of the wrong shape is left out. The job id is the
+    one their finish will carry.
+    """
+    cursor = saved.cursors.get(state.LEGACY_CURSOR)
+    opened = cursor.get("open") if isinstance(cursor, dict) else None
+    rows = []
+    for key, started in (opened.items() if isinstance(opened, dict) else ()):
+        pid, _, host = str(key).partition("@")
+        if not (pid.isascii() and pid.isdigit() and len(pid) <= 18 and host) or not isinstance(started, dict):
+            continue
+        ts = _when(started.get("ts"))
+        title = _text(started.get("title")) or f"pid {pid}"
+        rows.append(Running(job=f"legacy-{host}-{pid}-{int(ts or 0)}", title=title, host=host,
+                            pid=int(pid), user="", cwd="", group="", start_ts=ts, source="pingchilling"))
     return sorted(rows, key=lambda r: r.start_ts or 0.0)
 
 
@@ -355,7 +381,7 @@ def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
     shown_lines = window if limit is None else window[-(limit + 1):]
     records = [r for r in map(inbox.parse_record, shown_lines) if r is not None]
     finished = _finished(records + _not_in_inbox_yet(saved.outbox, cutoff), saved, deliveries, cutoff)
-    running = _running(saved.running)
+    running = sorted(_running(saved.running) + legacy_running(saved), key=lambda r: r.start_ts or 0.0)
     if group is not None:
         finished = [f for f in finished if f.group == group]
         running = [r for r in running if r.group == group]

@@ -14,6 +14,7 @@ that they share; a SLURM job's own words are in notify/slurm.py.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Sequence
@@ -154,10 +155,22 @@ def _usage(ev: dict[str, Any], duration: float | None) -> str:
     return " · ".join(usage)
 
 
+def private_path(ev: dict[str, Any], path: object) -> str:
+    """A file named in the message: only its name with --hide-command, whose paths stay home."""
+    text = str(path or "")
+    if not ev.get("hide_command"):
+        return text
+    return os.path.basename(text.rstrip("/")) or text
+
+
 def _where(ev: dict[str, Any]) -> list[str]:
-    """The lines about what ran where: cwd, command (unless hidden), detached log."""
+    """The lines about what ran where: cwd and command (unless hidden), detached log.
+
+    --hide-command leaves out the directory as well as the command (pingch
+    records neither; an older pingch's event may still hold the directory).
+    """
     lines = []
-    if ev.get("cwd"):
+    if ev.get("cwd") and not ev.get("hide_command"):
         lines.append(f"in {defuse.code(ev['cwd'])}")
     cmd = "" if ev.get("hide_command") else str(ev.get("cmd") or "")
     if "\n" in cmd.strip():
@@ -167,7 +180,7 @@ def _where(ev: dict[str, Any]) -> list[str]:
         lines.append(defuse.code("$ " + cmd.strip()))
     if ev.get("detached"):
         log = ev.get("log")
-        lines.append(f"detached; output in {defuse.code(log)}" if log else "detached")
+        lines.append(f"detached; output in {defuse.code(private_path(ev, log))}" if log else "detached")
     return lines
 
 
@@ -220,17 +233,17 @@ def finished(ev: dict[str, Any]) -> Message:
         lines.append(f"⚠️ {defuse.line(ev['error'])}")
     attach = str(ev.get("attach") or "")
     if ev.get("attach_error"):
-        lines.append(attach_note(attach, str(ev["attach_error"])))
+        lines.append(attach_note(private_path(ev, attach), str(ev["attach_error"])))
         attach = ""  # the watcher found it cannot be sent: do not try again
     elif attach:
-        lines.append(f"📎 {defuse.code(attach)}")
+        lines.append(f"📎 {defuse.code(private_path(ev, attach))}")
     if ev.get("legacy"):
         lines.append("(from ~/.pingchilling)")
     if ev.get("was_lost"):
         lines.append(f"(reported lost earlier: {defuse.line(ev['was_lost'])}; this is how it ended)")
     tail = ev.get("tail")
     if isinstance(tail, str) and tail.strip():
-        source = ev.get("tail_file")
+        source = private_path(ev, ev.get("tail_file"))
         lines.append(f"last lines of {defuse.code(source)}:" if source else "last lines:")
         lines.extend(defuse.code_block(tail))
     return Message(head, "\n".join(lines), kind, attach)

@@ -140,7 +140,7 @@ def _hints(ev: dict[str, Any]) -> list[str]:
 
 def finished(ev: dict[str, Any]) -> Any:
     """The notification for a SLURM job's end (a finish event with slurm_* fields)."""
-    from notifyd.notify.message import Message, attach_note, possibly_oom
+    from notifyd.notify.message import Message, attach_note, possibly_oom, private_path
     from notifyd.notify.message import _where as where
 
     outcome = Outcome.of(ev)
@@ -177,11 +177,11 @@ def finished(ev: dict[str, Any]) -> Any:
         lines.append("(told once for pingch inside the job and the scheduler)")
     attach = str(ev.get("attach") or "")
     if ev.get("attach_error"):
-        lines.append(attach_note(attach, str(ev["attach_error"])))
+        lines.append(attach_note(private_path(ev, attach), str(ev["attach_error"])))
         attach = ""
     tail = ev.get("tail")
     if isinstance(tail, str) and tail.strip():
-        source = ev.get("tail_file")
+        source = private_path(ev, ev.get("tail_file"))
         lines.append(f"last lines of {defuse.code(source)}:" if source else "last lines:")
         lines.extend(defuse.code_block(tail))
     return Message(head, "\n".join(line for line in lines if line), kind, attach)

@@ -48,7 +48,9 @@ def end_fields(opts: "Options", environ: "Mapping[str, str]") -> dict[str, objec
     if opts.attach is not None:
         problem = attach_problem(opts.attach)
         if problem:
-            fields["attach_error"] = f"cannot attach {opts.attach}: {problem}"
+            # --hide-command: the file's name only, as the message shows it (notify/message.py).
+            named = os.path.basename(opts.attach) if opts.hide_command else opts.attach
+            fields["attach_error"] = f"cannot attach {named}: {problem}"
         else:
             fields["attach"] = opts.attach
     mem = procfs.mem_total_kb()  # what a job's peak RSS is measured against

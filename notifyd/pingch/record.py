@@ -173,7 +173,8 @@ def start_event(recorder: HostRecorder, *, job: str, pid: int, title: str, cmd: 
         "pid": pid,
         "title": title,
         "cmd": cmd,
-        "cwd": cwd,
+        # --hide-command keeps private paths home too: the directory is one.
+        "cwd": "" if opts.hide_command else cwd,
         "start": events.iso_time(start),
         "start_ts": round(start, 3),
         "ts": round(time.time(), 3),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,10 @@ from notifyd import config, fsutil, paths
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import apprise_urls, targets, url_help
 
-NEW_CONFIG_HEADER = "# notifyd: written by `notifyd init`; every key and its default: notifyd.conf.example\n"
+EXAMPLE_NAME = "notifyd.conf.example"
+NEW_CONFIG_HEADER = (f"# notifyd: written by `notifyd init`; every key and its default: {EXAMPLE_NAME},\n"
+                     "# which init keeps beside this file.\n")
+BACKUPS_KEPT = 3  # init's backups of a replaced config: the newest few, not one per run forever
 _COMMENT = ("#", ";")  # configparser's full-line comment prefixes
 
 
@@ -148,12 +152,59 @@ def write_urls(config_file: Path, urls: list[str]) -> Written:
         if old is not None:
             backup = _backup(path, old)
         os.replace(tmp, path)
+        if backup is not None:
+            _prune_backups(path)
     finally:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
     return Written(path, wrote=True, backup=backup)
+
+
+def write_example(config_dir: Path) -> tuple[Path, bool]:
+    """Put the packaged notifyd.conf.example beside the config: the file its header names.
+
+    The package's copy sits in a site-packages path that changes with the
+    Python version, so the config names a copy beside it, refreshed by every
+    init. Returns where it is and whether it was (re)written now.
+    """
+    from importlib.resources import files
+
+    packaged = files("notifyd").joinpath(EXAMPLE_NAME)
+    if not packaged.is_file():
+        raise NotifydError(f"this notifyd installation has no {EXAMPLE_NAME}; reinstall notifyd")
+    text = packaged.read_bytes()
+    dest = config_dir / EXAMPLE_NAME
+    try:
+        if dest.read_bytes() == text:
+            return dest, False
+    except FileNotFoundError:
+        pass
+    paths.ensure_private_dir(config_dir, config_dir)
+    fsutil.atomic_write(dest, text, config_dir / f".{EXAMPLE_NAME}.{os.getpid()}")
+    return dest, True
+
+
+_BACKUP = re.compile(r"\.bak-(\d{8}-\d{6})(?:-(\d+))?")
+
+
+def _backups(path: Path) -> list[Path]:
+    """init's backups of `path`, oldest first (names it chose: a user's own .bak files are not these)."""
+    found = []
+    for other in path.parent.iterdir():
+        match = other.name.startswith(path.name) and _BACKUP.fullmatch(other.name[len(path.name):])
+        if match:
+            found.append(((match[1], int(match[2] or 1)), other))
+    return [p for _key, p in sorted(found)]
+
+
+def _prune_backups(path: Path) -> None:
+    for old in _backups(path)[:-BACKUPS_KEPT]:
+        try:
+            old.unlink()
+        except OSError:
+            pass  # one that cannot be removed is only clutter; the new config is written
 
 
 def _backup(path: Path, data: bytes) -> Path:

@@ -13,6 +13,7 @@ from harness import NOTIFYD, PINGCH, REPO, Home, Receiver, lease_holder
 from harness import read_crontab as _crontab
 
 HOOK = REPO / "hooks" / "notifyd.bash"
+EXAMPLE = REPO / "notifyd.conf.example"
 CRON_BEGIN = "# >>> notifyd"
 
 
@@ -109,6 +110,32 @@ def test_a_url_without_a_scheme_is_shown_as_typed_and_told_what_a_url_looks_like
     assert "--url notaurl is not a URL Apprise can use: a URL starts with" in result.stderr
 
 
+def test_the_example_the_written_config_names_is_beside_it(home: Home, receiver: Receiver) -> None:
+    result = _init(home, "--url", receiver.url, "--yes", "--no-hook", "--no-cron")
+    assert result.returncode == 0, result.stderr
+    header = home.config_file.read_text().split("[notify]")[0]
+    assert "notifyd.conf.example" in header and "beside this file" in header
+    example = home.config_file.parent / "notifyd.conf.example"
+    assert example.read_bytes() == EXAMPLE.read_bytes()
+    assert f"every key and its default: {example}" in result.stdout
+
+
+def test_only_the_last_three_backups_are_kept_and_init_says_so(home: Home, receiver: Receiver) -> None:
+    home.write_config("[notify]\nurls = json://127.0.0.1:9/first\n")
+    own = home.config_file.with_name("notifyd.conf.bak-mine")
+    own.write_text("the user's own copy\n")
+    for n in range(5):
+        result = _init(home, "--url", f"json://127.0.0.1:{receiver.port}/run{n}", "--yes",
+                       "--no-hook", "--no-cron")
+        assert result.returncode == 0, result.stderr
+        assert "(the last 3 are kept)" in result.stdout
+    kept = [p for p in _backups(home) if p != own]
+    assert len(kept) == 3
+    # The newest three: the configs before runs 2, 3 and 4; the user's own file is not init's.
+    assert sorted("run" + p.read_text().split("/run")[1][0] for p in kept) == ["run1", "run2", "run3"]
+    assert own.read_text() == "the user's own copy\n"
+
+
 def test_a_bad_url_writes_nothing_exits_with_the_config_status_and_shows_no_secret(home: Home) -> None:
     result = _init(home, "--url", "nosuchservice://ana:s3cr3t-pass@example.org/t0ken-x", "--yes")
     assert result.returncode == 3
@@ -177,3 +204,7 @@ def test_an_installed_package_copies_its_hook_into_the_config_dir(
     copied = home.config_file.parent / "notifyd.bash"
     assert copied.read_bytes() == HOOK.read_bytes()
     assert _bashrc(home).count(f"source {copied}\n") == 1
+    assert f"new shells have notifyd and pingch on PATH; this one after: source {home.root}/.bashrc" \
+        in result.stdout
+    # The package ships the config example too, and init puts it where the config's header says.
+    assert (home.config_file.parent / "notifyd.conf.example").read_bytes() == EXAMPLE.read_bytes()

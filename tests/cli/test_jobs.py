@@ -378,12 +378,54 @@ def test_json_is_one_object_with_running_and_finished_lists(home: Home) -> None:
     # slurm_job, state, reason (running) and slurm_state, cpu_eff, mem_eff (finished) are
     # empty for a job outside SLURM (tests/slurm/test_views.py fills them).
     assert set(doc["running"][0]) == {"job", "title", "host", "pid", "user", "cwd", "group",
-                                      "start_ts", "elapsed", "slurm_job", "state", "reason"}
+                                      "start_ts", "elapsed", "slurm_job", "state", "reason", "source"}
+    assert doc["running"][0]["source"] == "pingch"
     assert doc["finished"][0] == {
         "job": "node5-1-aaaaaaaa", "title": "done", "host": "node5", "pid": 4242, "group": "g",
         "outcome": "ok", "outcome_text": "ok", "exit": 0, "signal": None, "duration": 723.0,
         "maxrss_kb": 1_258_291, "start_ts": NOW - 600 - 723.0, "end_ts": NOW - 600,
         "delivery": "delivered", "slurm_job": "", "slurm_state": "", "cpu_eff": None, "mem_eff": None}
+
+
+# --------------------------------------------------------------------------- the old bash function
+
+
+def legacy_cursor(open_starts: dict[str, Any]) -> dict[str, Any]:
+    """The legacy source's cursor as watcher/sources/legacy.py saves it."""
+    return {"legacy:.pingchilling": {"offset": 0, "open": open_starts, "history_until": 0}}
+
+
+def test_legacy_jobs_still_running_are_listed_beside_pingch_jobs(home: Home) -> None:
+    write_state(home, running={"node5-9-cccccccc": running_job("node5", 9, "new", NOW - 5)},
+                cursors=legacy_cursor({"4242@node2": {"title": "python", "ts": NOW - 7200}}))
+    doc = jobs_json(home)
+    assert [(r["title"], r["source"]) for r in doc["running"]] == [("python", "pingchilling"),
+                                                                   ("new", "pingch")]
+    assert doc["running"][0]["job"] == f"legacy-node2-4242-{int(NOW - 7200)}"  # as its finish will be
+    out = jobs(home)[1]
+    assert "running: 2 jobs" in out and "python (~/.pingchilling)" in out
+    out = home.notifyd("status")[1]
+    assert "jobs:       2 running (1 from ~/.pingchilling)" in out
+    assert json.loads(home.notifyd("status", "--json")[1])["running_jobs"] == 2
+
+
+def test_legacy_open_starts_of_the_wrong_shape_are_left_out(home: Home) -> None:
+    write_state(home, cursors=legacy_cursor({"4242@node2": "not a dict", "x@node2": {"ts": NOW},
+                                             "7@": {"ts": NOW}, "8@node3": {"title": 5, "ts": "soon"}}))
+    code, out, err = jobs(home, "--json")
+    assert code == 0, err
+    assert [(r["title"], r["start_ts"]) for r in json.loads(out)["running"]] == [("pid 8", None)]
+
+
+def test_a_job_finished_in_another_year_shows_the_year(home: Home) -> None:
+    last_year = time.mktime((time.localtime(NOW).tm_year - 1, 12, 30, 9, 12, 0, 0, 0, -1))
+    write_inbox(home, [record("node5-1-aaaaaaaa", last_year, info(title="old", end=last_year)),
+                       record("node5-2-aaaaaaaa", NOW - 60, info(title="new", end=NOW - 60))])
+    out = jobs(home, "--since", "800d")[1]
+    old_row = next(line for line in out.splitlines() if " old " in line)
+    assert old_row.startswith(f"{time.localtime(NOW).tm_year - 1}-12-30 09:12")
+    new_row = next(line for line in out.splitlines() if " new " in line)
+    assert new_row.startswith(time.strftime("%m-%d %H:%M", time.localtime(NOW - 60)))
 
 
 def test_table_fits_80_columns_when_not_a_terminal(home: Home) -> None:

@@ -140,4 +140,4 @@ def test_jobs_since_further_back_than_1970_lists_everything(home: Home, since: s
     write_inbox(home, record(GOOD, "relax"))
     code, out, _err = run(home, "jobs", "--since", since)
     assert code == 0
-    assert "finished since 01-01 00:00: 1 job" in out and "relax" in out
+    assert "finished since 1970-01-01 00:00: 1 job" in out and "relax" in out

@@ -168,6 +168,26 @@ def test_legacy_pingchilling_finish_lines_are_notified(
     assert json.loads(home.notifyd("status", "--json")[1])["malformed_lines"] == 1
 
 
+def test_a_legacy_job_still_running_is_listed_by_jobs_and_counted_by_status(
+        home: Home, receiver: Receiver, watcher: WatcherProc) -> None:
+    legacy = home.root / ".pingchilling"
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    legacy.write_text(f"1001@node5: Started [python relax.py] {now}\n")
+    wait_until(lambda: _legacy_open(home), 10, "the open start in the legacy cursor")
+    (row,) = json.loads(home.notifyd("jobs", "--json")[1])["running"]
+    assert (row["title"], row["host"], row["pid"], row["source"]) == ("python relax.py", "node5", 1001,
+                                                                      "pingchilling")
+    out = home.notifyd("jobs")[1]
+    assert "running: 1 job" in out and "python relax.py (~/.pingchilling)" in out
+    assert "jobs:       1 running (1 from ~/.pingchilling)" in home.notifyd("status")[1]
+
+    with legacy.open("a") as f:
+        f.write(f"1001@node5: Finished [0] {now}\n")
+    _one_message(receiver)
+    doc = json.loads(home.notifyd("jobs", "--json")[1])
+    assert doc["running"] == [] and [f["job"] for f in doc["finished"]] == [row["job"]]
+
+
 def test_legacy_jobs_finished_before_the_first_watcher_are_history_not_news(
         home: Home, receiver: Receiver) -> None:
     legacy = home.root / ".pingchilling"
@@ -180,6 +200,11 @@ def test_legacy_jobs_finished_before_the_first_watcher_are_history_not_news(
     assert "new" in msg["title"]
     time.sleep(0.6)
     assert len(receiver.bodies()) == 1
+
+
+def _legacy_open(home: Home) -> object:
+    cursor = _cursors(home).get("legacy:.pingchilling")
+    return isinstance(cursor, dict) and cursor.get("open")
 
 
 def _cursors(home: Home) -> dict[str, object]:
@@ -228,7 +253,7 @@ def test_without_url_notifications_land_in_the_inbox_and_status_says_how_to_push
     assert "**" not in out and "`" not in out  # a terminal shows no Markdown marks
     code, out, _ = home.notifyd("status")
     assert code == 0
-    assert "nothing is being pushed" in out and "Webhooks" in out
+    assert "nothing is being pushed" in out and "notifyd init" in out
 
 
 def test_log_never_contains_the_url_secret(home: Home, receiver: Receiver) -> None:

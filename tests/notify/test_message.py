@@ -10,6 +10,7 @@ import pytest
 from notifyd.notify import message, outcome
 from notifyd.notify.defuse import ZWSP, defuse
 from notifyd.notify.message import describe_exit, finished
+from notifyd.records import RunningJob
 
 
 def _finish(**extra: Any) -> dict[str, Any]:
@@ -192,6 +193,33 @@ def test_hide_command_keeps_the_command_out_of_title_and_body() -> None:
     msg = finished(_finish(title="", cmd="python secret.py", hide_command=True))
     assert "secret" not in msg.title + msg.body
     assert "pid 1001" in msg.title
+
+
+def test_hide_command_keeps_the_working_directory_out_of_the_message() -> None:
+    # An older pingch still recorded the directory with --hide-command: it stays home all the same.
+    hidden = _finish(cmd="", hide_command=True, cwd="/home/ana/secret-project")
+    for msg in (finished(hidden), message.started({**hidden, "ev": "start"}),
+                message.lost(hidden, "host node5 rebooted")):
+        assert "secret-project" not in msg.title + msg.body
+    assert "in `/home/ana/proj`" in finished(_finish()).body  # shown when not hidden
+
+
+def test_a_hidden_running_job_keeps_no_directory_for_its_lost_message() -> None:
+    start = _finish(ev="start", cmd="", hide_command=True, cwd="/home/ana/secret-project")
+    running = RunningJob.from_event(start)
+    assert running.cwd is None
+    assert "secret-project" not in message.lost(running.as_event("node5-1001-abcd1234"), "gone").body
+
+
+def test_hide_command_names_the_tail_attachment_and_log_by_file_name_only() -> None:
+    msg = finished(_finish(cmd="", hide_command=True, cwd="", tail="converged",
+                           tail_file="/home/ana/secret-project/out.log",
+                           attach="/home/ana/secret-project/plot.png", detached=True,
+                           log="/home/ana/secret-project/run.log"))
+    assert "secret-project" not in msg.body
+    assert "last lines of `out.log`:" in msg.body and "converged" in msg.body
+    assert "📎 `plot.png`" in msg.body and "output in `run.log`" in msg.body
+    assert msg.attach == "/home/ana/secret-project/plot.png"  # the file itself is still sent
 
 
 def test_a_message_without_attachment_attaches_nothing() -> None:

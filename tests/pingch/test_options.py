@@ -297,6 +297,22 @@ def test_hide_command_leaves_cmd_empty_in_both_events(home: Home) -> None:
         assert "s3cret" not in str(ev)
 
 
+def test_hide_command_leaves_the_working_directory_out_of_both_events(home: Home, tmp_path: Path) -> None:
+    secret = tmp_path / "secret-project"
+    secret.mkdir()
+    home.pingch("--hide-command", "true", cwd=secret)
+    start, finish = start_and_finish(home)
+    assert start["cwd"] == finish["cwd"] == ""
+    assert "secret-project" not in str(home.events())
+
+
+def test_hide_command_names_a_missing_attachment_by_its_file_name(home: Home, tmp_path: Path) -> None:
+    home.pingch("--hide-command", "--attach", str(tmp_path / "secret-project" / "plot.png"), "true")
+    finish = only(home, "finish")
+    assert finish["attach_error"].startswith("cannot attach plot.png: ")
+    assert "secret-project" not in str(finish)
+
+
 def test_hide_command_title_is_the_programs_base_name(home: Home) -> None:
     home.pingch("--hide-command", PY, "-c", "pass")
     assert only(home, "start")["title"] == os.path.basename(PY)

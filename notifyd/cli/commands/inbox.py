@@ -12,7 +12,7 @@ from notifyd.notify import inbox as inbox_file
 
 
 def command(
-    count: int = typer.Option(20, "-n", "--count", min=1, help="How many to show, newest last."),
+    count: int = typer.Option(20, "-n", "--count", min=1, metavar="N", help="How many to show, newest last."),
     as_json: bool = typer.Option(False, "--json", help="Print them as JSON lines."),
 ) -> int:
     paths, _host = context()

@@ -92,7 +92,8 @@ def _choose_urls(given: list[str], configured: list[str], interactive: bool) -> 
             return configured
         raise NotifydError("--yes needs --url URL: no URL is configured yet", ExitStatus.USAGE)
     typer.echo("A Discord webhook URL comes from your server: Server Settings → Integrations → Webhooks →\n"
-               "New Webhook (pick the channel) → Copy Webhook URL. Other services: notifyd.conf.example.\n"
+               "New Webhook (pick the channel) → Copy Webhook URL. Other services: README's Backends,\n"
+               f"or {configfile.EXAMPLE_NAME}, which init puts beside your config.\n"
                "In a shared channel, add ?ping=@YOUR_USER_ID so that your messages mention you\n"
                "(your id: User Settings → Advanced → Developer Mode, right-click your name).")
     keep = f" (empty: keep the {len(configured)} configured)" if configured else ""
@@ -118,9 +119,19 @@ def _config_step(config_file: Path, urls: list[str]) -> bool:
                    + ("made it private (chmod 600)" if done.made_private else "unchanged"))
     else:
         if done.backup is not None:
-            typer.echo(f"config: saved the previous {done.path.name} as {done.backup}")
+            typer.echo(f"config: saved the previous {done.path.name} as {done.backup} "
+                       f"(the last {configfile.BACKUPS_KEPT} are kept)")
         typer.echo(f"config: wrote {done.path} (0600)")
-    return done.changed
+    try:
+        example, refreshed = configfile.write_example(done.path.parent)
+    except (NotifydError, OSError) as exc:
+        # Only a reference is missing: the config itself is written and works.
+        typer.echo(f"config: {configfile.EXAMPLE_NAME} not written beside it: "
+                   f"{getattr(exc, 'message', None) or exc}", err=True)
+        return done.changed
+    if refreshed:
+        typer.echo(f"config: every key and its default: {example}")
+    return done.changed or refreshed
 
 
 # -- the login hook -------------------------------------------------------------------------------
@@ -142,6 +153,8 @@ def _hook_step(p: paths.Paths, interactive: bool) -> bool:
         return ready.refreshed
     hook.add(ready)
     typer.echo(f"hook: added to {ready.bashrc}: source {ready.hook_file}")
+    if any(line.startswith("NOTIFYD_BIN=") for line in ready.lines):
+        typer.echo(f"hook: new shells have notifyd and pingch on PATH; this one after: source {ready.bashrc}")
     return True
 
 

@@ -23,7 +23,7 @@ from notifyd.cli.commands.common import context
 from notifyd.cli.tables import shown, table
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import history as jobs_mod
-from notifyd.text import human_duration, human_kib, parse_duration
+from notifyd.text import human_duration, human_kib, parse_duration, short_date
 
 
 def parse_since(text: str) -> float:
@@ -38,8 +38,10 @@ def parse_since(text: str) -> float:
 # --------------------------------------------------------------------------- output
 
 
-def _title(title: str, slurm_job: str) -> str:
-    """A SLURM job's title with the id users know: `relax (7_4)`."""
+def _title(title: str, slurm_job: str, source: str = "") -> str:
+    """A SLURM job's title with the id users know: `relax (7_4)`; the old function's, with its file."""
+    if source == "pingchilling":
+        return f"{shown(title)} (~/.pingchilling)"
     return f"{shown(title)} ({shown(slurm_job)})" if slurm_job else shown(title)
 
 
@@ -50,7 +52,7 @@ def _running_lines(running: list[jobs_mod.Running], now: float, width: int) -> l
         # A SLURM job has no pid of ours: its state says more (and why a pending one waits).
         pid = (f"{r.state.lower()}" + (f" ({r.reason})" if r.reason and r.state == "PENDING" else "")
                if r.slurm_job else "?" if r.pid is None else str(r.pid))
-        rows.append([_title(r.title, r.slurm_job), shown(r.host), shown(pid),
+        rows.append([_title(r.title, r.slurm_job, r.source), shown(r.host), shown(pid),
                      "?" if elapsed is None else human_duration(elapsed), shown(r.group)])
     header = "PID/STATE" if any(r.slurm_job for r in running) else "PID"
     return table(["TITLE", "HOST", header, "ELAPSED", "GROUP"], rows, width, flex=0,
@@ -61,7 +63,7 @@ OUTCOME_COLOURS = {"lost": "1;31", "ok": "32"}
 DELIVERY_COLOURS = {"failed": "1;31", "pending": "33", "pending (digest)": "33"}
 
 
-def _finished_lines(finished: list[jobs_mod.Finished], width: int) -> list[str]:
+def _finished_lines(finished: list[jobs_mod.Finished], now: float, width: int) -> list[str]:
     rows = []
     outcome_colours = dict(OUTCOME_COLOURS)
     for f in finished:
@@ -69,7 +71,7 @@ def _finished_lines(finished: list[jobs_mod.Finished], width: int) -> list[str]:
         if f.outcome == "failed":
             outcome_colours[outcome] = "1;31"
         rows.append([
-            time.strftime("%m-%d %H:%M", time.localtime(f.end_ts)), _title(f.title, f.slurm_job),
+            short_date(f.end_ts, now), _title(f.title, f.slurm_job),
             shown(f.host),
             outcome, "-" if f.duration is None else human_duration(f.duration),
             "-" if f.maxrss_kb is None else human_kib(f.maxrss_kb), f.delivery,
@@ -85,10 +87,13 @@ def _count(n: int, what: str) -> str:
 
 def command(
     failed: bool = typer.Option(False, "--failed", help="Only jobs that failed or were lost."),
-    since: str = typer.Option("1d", "--since", help="Finished jobs this recent: 30m, 12h, 2d..."),
-    group: str | None = typer.Option(None, "--group", help="Only jobs of this group (pingch -g NAME)."),
+    since: str = typer.Option("1d", "--since", metavar="DURATION",
+                              help="Finished jobs this recent: 30m, 12h, 2d..."),
+    group: str | None = typer.Option(None, "--group", metavar="NAME",
+                                     help="Only jobs of this group (pingch -g NAME)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object for scripts."),
-    limit: int = typer.Option(50, "-n", "--limit", min=1, help="At most N jobs per list, newest last."),
+    limit: int = typer.Option(50, "-n", "--limit", min=1, metavar="N",
+                              help="At most N jobs per list, newest last."),
 ) -> int:
     now = time.time()
     # Further back than 1970 (--since 1e400d is inf) is everything, not a date to format.
@@ -115,7 +120,7 @@ def command(
         else:
             typer.echo(f"running{which}: none")
         typer.echo("")
-    since_text = time.strftime("%m-%d %H:%M", time.localtime(cutoff))
+    since_text = short_date(cutoff, now)
     total = len(found.finished) + found.finished_left_out
     what = "failed or lost" if failed else "finished"
     if not found.finished:
@@ -126,6 +131,6 @@ def command(
     typer.echo(f"{what}{which} since {since_text}: {_count(total, 'job')}{extra}")
     if found.finished_left_out:
         typer.echo(f"({found.finished_left_out} earlier not shown; -n {total} shows them)")
-    for line in _finished_lines(found.finished, width):
+    for line in _finished_lines(found.finished, now, width):
         typer.echo(line)
     return 0

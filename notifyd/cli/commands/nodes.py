@@ -16,7 +16,7 @@ import json
 
 import typer
 
-from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes
+from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes, say_no_snapshots
 from notifyd.cli.tables import colour
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.nodes import reader as nodeview
@@ -75,9 +75,10 @@ def _print_slurm(nodes: list[SlurmNode], free: bool) -> None:
 
 def command(
     free: bool = typer.Option(False, "--free", help="List nodes with room, most free cores first."),
-    cpus: float = typer.Option(0.0, "--cpus", min=0, help="With --free: cores the job needs."),
-    mem: str = typer.Option("0", "--mem", help="With --free: memory the job needs, e.g. 20G."),
-    node: list[str] = typer.Option(None, "--node", "-n", help="Only these nodes."),
+    cpus: float = typer.Option(0.0, "--cpus", min=0, metavar="N", help="With --free: cores the job needs."),
+    mem: str = typer.Option("0", "--mem", metavar="SIZE",
+                            help="With --free: memory the job needs, e.g. 20G."),
+    node: list[str] = typer.Option(None, "--node", "-n", metavar="NODE", help="Only these nodes."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> int:
     try:
@@ -104,8 +105,7 @@ def command(
             typer.echo(f"no fresh node has {cpus:g} free cores and {human_bytes(need_mem)} "
                        "free memory now", err=True)
             return 1
-        typer.echo("no node snapshots to show (notifyd snapshot writes one; "
-                   "notifyd cron install runs it every minute)")
+        say_no_snapshots(node)
         return 0
     # Names are never cut: compute-node-017 and -018 must stay apart.
     w = max([4, *(len(printable(n.host)) for n in nodes)])

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from notifyd.cli.nodes_view import load_nodes
+from notifyd.cli.nodes_view import load_nodes, say_no_snapshots
 from notifyd.cli.tables import colour
 from notifyd.nodes import reader as nodeview
 from notifyd.text import human_age, human_bytes, human_elapsed, printable
@@ -72,10 +72,12 @@ def _header(node: nodeview.Node, width: int) -> str:
 
 
 def command(
-    user: list[str] = typer.Option(None, "--user", "-u", help="Only these users' processes."),
-    node: list[str] = typer.Option(None, "--node", "-n", help="Only these nodes."),
-    min_cpu: float = typer.Option(0.0, "--min-cpu", help="Only processes at or above this %CPU."),
-    sort: str = typer.Option("cpu", "--sort", help="cpu, mem, rss or elapsed (largest first)."),
+    user: list[str] = typer.Option(None, "--user", "-u", metavar="USER", help="Only these users' processes."),
+    node: list[str] = typer.Option(None, "--node", "-n", metavar="NODE", help="Only these nodes."),
+    min_cpu: float = typer.Option(0.0, "--min-cpu", metavar="PERCENT",
+                                  help="Only processes at or above this %CPU."),
+    sort: str = typer.Option("cpu", "--sort", metavar="KEY",
+                             help="cpu, mem, rss or elapsed (largest first)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> int:
     if sort not in SORT_KEYS:
@@ -89,8 +91,7 @@ def command(
              "procs": _rows(n, user, min_cpu, sort)} for n in nodes], indent=1))
         return 0
     if not nodes:
-        typer.echo("no node snapshots to show (notifyd snapshot writes one; "
-                   "notifyd cron install runs it every minute)")
+        say_no_snapshots(node)
         return 0
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
     for i, n in enumerate(sorted(nodes, key=lambda n: n.host)):

@@ -9,7 +9,7 @@ from notifyd.nodes import snapshot
 
 
 def command(
-    interval: float = typer.Option(None, "--interval", min=0.1, max=30.0,
+    interval: float = typer.Option(None, "--interval", min=0.1, max=30.0, metavar="SECONDS",
                                    help="Seconds to sample CPU over (default: [procs] interval)."),
 ) -> int:
     paths, host = context()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from typing import Any
 
@@ -10,11 +11,11 @@ import typer
 
 from notifyd import fsutil, state
 from notifyd import paths as paths_mod
-from notifyd.cli.commands.common import ago, config, context, discord_howto
+from notifyd.cli.commands.common import ago, config, context
 from notifyd.errors import ExitStatus, NotifydError
-from notifyd.notify import reasons
+from notifyd.notify import history, reasons
 from notifyd.notify import targets as sender
-from notifyd.setup import logout
+from notifyd.setup import hook, logout
 from notifyd.watcher import lease
 
 
@@ -47,7 +48,9 @@ def gather() -> dict[str, Any]:
     report["malformed_lines"] = stats.malformed
     report["delivered"] = stats.delivered
     report["last_event"] = stats.last_event or None
-    report["running_jobs"] = len(saved.running)
+    # The old bash function's jobs are followed from ~/.pingchilling's cursor, not the running table.
+    report["running_legacy"] = len(history.legacy_running(saved))
+    report["running_jobs"] = len(saved.running) + report["running_legacy"]
     report["failed_deliveries"] = [
         {"id": f.entry.id, "title": f.entry.title, "failed_at": f.failed_at, "url": f.url,
          "error": f.error, "reason": reasons.explain(f.error, f.status).line if f.error else None}
@@ -162,7 +165,9 @@ def _print(report: dict[str, Any]) -> None:
              f"{last.get('host')}, read {when}")
     else:
         _say("last event: none read yet")
-    _say(f"jobs:       {report['running_jobs']} running, {report['events_read']} events read, "
+    legacy = report["running_legacy"]
+    of_them = f" ({legacy} from ~/.pingchilling)" if legacy else ""
+    _say(f"jobs:       {report['running_jobs']} running{of_them}, {report['events_read']} events read, "
          f"{report['malformed_lines']} malformed lines skipped")
     _print_slurm(report.get("slurm"), now)
     _say(f"outbox:     {report['pending']} pending, {report['delivered']} delivered, "
@@ -182,9 +187,9 @@ def _print(report: dict[str, Any]) -> None:
             _say(f"{line}; failing, retried in {wait:.0f} s:")
             _say(f"    {u['reason']}")
     elif not report["config_error"]:
-        _say("URLs:       none: nothing is being pushed; notifications go to the inbox "
-             "(notifyd inbox).")
-        _say("            " + discord_howto(report["config"]))
+        _say("URLs:       none, so nothing is being pushed: notifications go to notifyd inbox")
+        _say("            to get them on Discord, Matrix, email...: "
+             f"{hook.shown(hook.script('notifyd'), 'notifyd')} init")
     if report["config_error"]:
         _say(f"config:     ERROR: {report['config_error']}")
     else:
@@ -200,6 +205,10 @@ def _print(report: dict[str, Any]) -> None:
         _say(f"logout:     WARNING: {report['logout_warning']}")
 
 
+WIDTH = 80
+_INDENT = " " * 12  # under the values, past "watcher:    "
+
+
 def _print_unconfigured(waiting: list[dict[str, Any]]) -> None:
     """Deliveries for URLs no longer configured: the watcher sends them nowhere, and says so here."""
     for item in waiting:
@@ -213,8 +222,17 @@ def _print_unconfigured(waiting: list[dict[str, Any]]) -> None:
 
 
 def _say(line: str) -> None:
-    """One line for the terminal: a lone surrogate (a job title's undecodable byte) is shown escaped."""
-    typer.echo(line.encode("utf-8", "backslashreplace").decode("utf-8"))
+    """One line for the terminal, wrapped at 80 columns under the values.
+
+    A word longer than that (a path, a masked URL) is kept whole, so it can
+    still be copied; a lone surrogate (a job title's undecodable byte) is
+    shown escaped.
+    """
+    line = line.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(line) > WIDTH:
+        line = "\n".join(textwrap.wrap(line, WIDTH, subsequent_indent=_INDENT, break_long_words=False,
+                                       break_on_hyphens=False))
+    typer.echo(line)
 
 
 def _local(ts: float) -> str:

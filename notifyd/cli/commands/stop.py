@@ -14,7 +14,7 @@ from notifyd.watcher import lease
 
 
 def command(
-    wait: float = typer.Option(10.0, "--wait", help="Seconds to wait for it to stop."),
+    wait: float = typer.Option(10.0, "--wait", metavar="SECONDS", help="Seconds to wait for it to stop."),
 ) -> int:
     paths, host = context()
     lease_dir = str(paths.lease_dir)
