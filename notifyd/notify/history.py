@@ -7,7 +7,7 @@ end only as far as the cutoff (inbox.window), so a year of history
 costs no more than the last day of it; its lines are counted from their
 bytes and only the rows shown are parsed. Whether a job's notification
 went out is judged from the state file's outbox, digest batches and
-given-up deliveries.
+given-up deliveries (deliveries.py).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 
 from notifyd import state
 from notifyd.notify import inbox
+from notifyd.notify.deliveries import Deliveries, configured
 from notifyd.notify.inbox import LOST_SUFFIX, is_job_record
 from notifyd.notify.outcome import BAD, exit_words
-from notifyd.notify.targets import INBOX_KEY, configured_keys
-from notifyd.paths import Paths, host_name
+from notifyd.notify.targets import INBOX_KEY
+from notifyd.paths import Paths
 from notifyd.records import NUMBER_MAX, LostJob, OutboxEntry, RunningJob
 from notifyd.spool.events import TIME_MAX
 
@@ -126,67 +127,6 @@ def host_of_job(job: str) -> str:
             return ""
         return parts[0]
     return ""
-
-
-# --------------------------------------------------------------------------- delivery
-
-
-@dataclass
-class Deliveries:
-    """Which jobs still wait for a push, a digest or their group's summary, or were given up on."""
-
-    pending: set[str] = field(default_factory=set)
-    digest: set[str] = field(default_factory=set)
-    group: set[str] = field(default_factory=set)
-    failed: set[str] = field(default_factory=set)
-    # Batched finish events by job: a job may wait there before any inbox record exists.
-    batched: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    # Deliveries that wait only for URLs no longer configured (watcher/drop.py).
-    unconfigured: int = 0
-
-    @classmethod
-    def from_state(cls, saved: state.State, configured: set[str] | None = None) -> Deliveries:
-        """`configured`: the push URLs' keys now (None: count every URL as configured)."""
-        d = cls()
-
-        def counts(key: str) -> bool:
-            return key != INBOX_KEY and (configured is None or key in configured)
-
-        for entry in saved.outbox:
-            # The inbox is written by the watcher itself; only a push still to
-            # go (a URL that failed and is retried, say) makes a job pending,
-            # and only to a URL still configured: the watcher sends to no other.
-            if any(counts(t) for t in entry.targets):
-                d.pending.update(entry.covers())
-            elif any(t != INBOX_KEY for t in entry.targets):
-                d.unconfigured += 1
-        for batch in saved.batches.values():
-            for ev in batch.jobs:
-                job = _text(ev.get("job"))
-                if job:
-                    d.digest.add(job)
-                    d.batched[job] = ev
-        for group in saved.groups.values():
-            # A finished job of a group still open is told in the group's summary.
-            d.group.update(job for job, done in group.jobs.items() if done)
-        for failed in saved.failed:
-            pushes = [t for t in failed.entry.targets if t != INBOX_KEY]
-            if not pushes or any(counts(t) for t in pushes):
-                d.failed.update(failed.entry.covers())
-        return d
-
-    def of(self, job: str, silent: bool) -> str:
-        # Something still being tried says more than an old failure.
-        if job in self.pending:
-            return "pending"
-        if job in self.digest:
-            return "pending (digest)"
-        if job in self.group and not silent:
-            return "pending (group)"
-        if job in self.failed:
-            return "failed"
-        return "silent" if silent else "delivered"
 
 
 # --------------------------------------------------------------------------- building rows
@@ -343,17 +283,6 @@ def _not_in_inbox_yet(outbox: list[OutboxEntry], cutoff: float) -> list[dict[str
 # --------------------------------------------------------------------------- the one entry
 
 
-def _configured(paths: Paths, saved: state.State) -> set[str] | None:
-    """The configured URLs' keys, read only when a delivery waits for a push (it needs Apprise).
-
-    Given-up deliveries alone do not make it worth ~0.2 s a call: they stay
-    "failed" whatever the config says now.
-    """
-    if not any(t != INBOX_KEY for e in saved.outbox for t in e.targets):
-        return None
-    return configured_keys(paths.config_file, paths.inbox_dir, host_name())
-
-
 def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
             group: str | None = None, limit: int | None = None) -> Jobs:
     """Running jobs and the jobs finished at or after `cutoff`, filtered, newest last."""
@@ -368,7 +297,7 @@ def collect(paths: Paths, *, cutoff: float, failed_only: bool = False,
         jobs.notes.append(f"{exc}; running jobs and pending deliveries are unknown until the "
                           "watcher rebuilds it (see notifyd status)")
     jobs.notes.extend(f"{paths.state_file}: skipped {p}" for p in saved.problems)
-    deliveries = Deliveries.from_state(saved, _configured(paths, saved))
+    deliveries = Deliveries.from_state(saved, configured(paths, saved))
     if deliveries.unconfigured:
         jobs.notes.append(f"{deliveries.unconfigured} deliveries wait for URLs no longer configured (not "
                           "counted as pending): notifyd status names them, notifyd drop drops them")

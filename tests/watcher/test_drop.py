@@ -13,7 +13,7 @@ import pytest
 from fakes import FakeSource, FixedClock, HeldLease, RecordingTarget, finish_event, inbox_target
 
 from notifyd import config, paths, state
-from notifyd.notify.history import Deliveries
+from notifyd.notify.deliveries import Deliveries
 from notifyd.notify.targets import INBOX_KEY, Sent
 from notifyd.records import Batch, OutboxEntry
 from notifyd.watcher import drop
