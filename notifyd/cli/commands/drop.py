@@ -23,7 +23,8 @@ from notifyd.watcher import drop, lease
 
 
 def command(
-    wait: float = typer.Option(10.0, "--wait", metavar="SECONDS", help="Seconds to wait for the watcher to drop them."),
+    wait: float = typer.Option(10.0, "--wait", metavar="SECONDS",
+                               help="Seconds to wait for the watcher to drop them."),
 ) -> int:
     paths, host = context()
     cfg = config(paths)
