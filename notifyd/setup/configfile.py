@@ -20,6 +20,7 @@ from pathlib import Path
 from notifyd import config, fsutil, paths
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import apprise_urls, targets, url_help
+from notifyd.setup import hook
 
 EXAMPLE_NAME = "notifyd.conf.example"
 NEW_CONFIG_HEADER = (f"# notifyd: written by `notifyd init`; every key and its default: {EXAMPLE_NAME},\n"
@@ -169,21 +170,8 @@ def write_example(config_dir: Path) -> tuple[Path, bool]:
     Python version, so the config names a copy beside it, refreshed by every
     init. Returns where it is and whether it was (re)written now.
     """
-    from importlib.resources import files
-
-    packaged = files("notifyd").joinpath(EXAMPLE_NAME)
-    if not packaged.is_file():
-        raise NotifydError(f"this notifyd installation has no {EXAMPLE_NAME}; reinstall notifyd")
-    text = packaged.read_bytes()
-    dest = config_dir / EXAMPLE_NAME
-    try:
-        if dest.read_bytes() == text:
-            return dest, False
-    except FileNotFoundError:
-        pass
-    paths.ensure_private_dir(config_dir, config_dir)
-    fsutil.atomic_write(dest, text, config_dir / f".{EXAMPLE_NAME}.{os.getpid()}")
-    return dest, True
+    return hook.copy_packaged(EXAMPLE_NAME, config_dir / EXAMPLE_NAME,
+                              f"this notifyd installation has no {EXAMPLE_NAME}; reinstall notifyd")
 
 
 _BACKUP = re.compile(r"\.bak-(\d{8}-\d{6})(?:-(\d+))?")

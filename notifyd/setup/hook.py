@@ -58,21 +58,30 @@ def hook_file(config_dir: Path) -> tuple[Path, bool]:
     checkout = Path(__file__).resolve().parents[2] / "hooks" / "notifyd.bash"  # notifyd/setup/hook.py
     if checkout.is_file():
         return checkout, False
+    return copy_packaged("hooks/notifyd.bash", config_dir / "notifyd.bash",
+                         "this notifyd installation has no login hook (notifyd/hooks/notifyd.bash); "
+                         "reinstall notifyd, or run notifyd init --no-hook")
+
+
+def copy_packaged(resource: str, dest: Path, missing: str) -> tuple[Path, bool]:
+    """Copy a file the package ships to `dest` unless it is already there, the same.
+
+    Returns `dest` and whether it was (re)written now; `missing` is the error
+    for an installation without the file.
+    """
     from importlib.resources import files
 
-    packaged = files("notifyd").joinpath("hooks/notifyd.bash")
+    packaged = files("notifyd").joinpath(resource)
     if not packaged.is_file():
-        raise NotifydError("this notifyd installation has no login hook (notifyd/hooks/notifyd.bash); "
-                           "reinstall notifyd, or run notifyd init --no-hook")
+        raise NotifydError(missing)
     text = packaged.read_bytes()
-    dest = config_dir / "notifyd.bash"
     try:
         if dest.read_bytes() == text:
             return dest, False
     except FileNotFoundError:
         pass
-    paths.ensure_private_dir(config_dir, config_dir)
-    fsutil.atomic_write(dest, text, config_dir / f".notifyd.bash.{os.getpid()}")
+    paths.ensure_private_dir(dest.parent, dest.parent)
+    fsutil.atomic_write(dest, text, dest.parent / f".{dest.name}.{os.getpid()}")
     return dest, True
 
 

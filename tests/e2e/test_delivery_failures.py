@@ -139,15 +139,21 @@ def _refused_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _a_job_waits_for_a_refused_url(home: Home, receiver: Receiver, w: WatcherProc, port: int) -> None:
+    """A job told to the receiver and waiting, in the outbox, for a second URL that refuses."""
+    home.write_config(fast_config(receiver.url, f"json://127.0.0.1:{port}/old"))
+    w.start()
+    assert home.pingch("-t", "half", "true").returncode == 0
+    receiver.wait_for(1)
+    wait_until(lambda: saved(home)["outbox"], 20, "the delivery to the refused URL to wait")
+
+
 def test_a_delivery_left_for_a_removed_url_is_named_by_status_not_pending_in_jobs_and_dropped(
         home: Home, receiver: Receiver) -> None:
     port = _refused_port()
-    home.write_config(fast_config(receiver.url, f"json://127.0.0.1:{port}/old"))
-    w = WatcherProc(home).start()
+    w = WatcherProc(home)
     try:
-        assert home.pingch("-t", "half", "true").returncode == 0
-        receiver.wait_for(1)
-        wait_until(lambda: saved(home)["outbox"], 20, "the delivery to the refused URL to wait")
+        _a_job_waits_for_a_refused_url(home, receiver, w, port)
         home.write_config(fast_config(receiver.url))  # the user removes the dead URL
         wait_until(lambda: "no longer configured" in home.notifyd("status")[1], 20, "status to see it")
         _code, out, _err = home.notifyd("status")
@@ -174,13 +180,9 @@ def test_notifyd_drop_with_nothing_to_drop_says_so(home: Home, receiver: Receive
 
 
 def test_notifyd_drop_without_a_watcher_is_taken_by_the_next_one(home: Home, receiver: Receiver) -> None:
-    port = _refused_port()
-    home.write_config(fast_config(receiver.url, f"json://127.0.0.1:{port}/old"))
-    w = WatcherProc(home).start()
+    w = WatcherProc(home)
     try:
-        assert home.pingch("-t", "half", "true").returncode == 0
-        receiver.wait_for(1)
-        wait_until(lambda: saved(home)["outbox"], 20, "the delivery to the refused URL to wait")
+        _a_job_waits_for_a_refused_url(home, receiver, w, _refused_port())
     finally:
         w.stop()
     home.write_config(fast_config(receiver.url))
