@@ -422,10 +422,11 @@ def run_in_background() -> int:
     Its errors go to its log (main() writes them there); the exit status is
     the one `notifyd watch --background` would have had.
     """
+    from notifyd import dirs
     from notifyd import paths as paths_mod
 
     try:
-        return main(paths_mod.resolve(), paths_mod.host_name(), background=True)
+        return main(dirs.resolve(), paths_mod.host_name(), background=True)
     except NotifydError as exc:
         return int(exc.status)
     except OSError as exc:
