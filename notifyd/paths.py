@@ -145,8 +145,12 @@ class Paths:
         return Path(configured) if configured else self.state_dir / "procs"
 
     def private_dir(self, path: "Path") -> "Path":
-        """Create one of notifyd's directories (0700 from the state dir down)."""
-        ensure_private_dir(path, self.state_dir)
+        """Create one of notifyd's directories (0700 from the state dir down), never the home.
+
+        A watcher whose home was deleted while it started must not bring it
+        back (it would heartbeat there for good): FileNotFoundError instead.
+        """
+        ensure_private_dir(path, self.state_dir, self.home)
         return path
 
     def wake_fifo(self, host: str) -> "Path":
@@ -236,21 +240,40 @@ def user_name(env: "Mapping[str, str] | None" = None) -> str:
         return str(os.getuid())
 
 
-def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str]) -> None:
+def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str],
+                       home: str | os.PathLike[str] = "") -> None:
     """Create `path` as 0700, and every missing directory from `top` down to it.
 
     Labmates can read a careless home, so notifyd's own directories are 0700;
     parents above `top` (~/.local/state) get the default mode, as mkdir -p
-    gives (os.makedirs applies `mode` to the last directory only).
+    gives (os.makedirs applies `mode` to the last directory only). With
+    `home`, that directory itself is never created: a home deleted (or not
+    mounted yet) stays missing, and FileNotFoundError says so.
     """
     path, top = os.fspath(path), os.fspath(top)
     if os.path.isdir(path):
         return
     if path != top:
-        ensure_private_dir(os.path.dirname(path), top)
+        ensure_private_dir(os.path.dirname(path), top, home)
     else:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _make_parents(os.path.dirname(path), os.fspath(home).rstrip("/"))
     try:
         os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+
+
+def _make_parents(directory: str, home: str) -> None:
+    """mkdir -p `directory`, but never `home` (when `directory` is in it)."""
+    if not home or not (directory == home or directory.startswith(home + "/")):
+        os.makedirs(directory, exist_ok=True)
+        return
+    if os.path.isdir(directory):
+        return
+    if directory == home:
+        raise FileNotFoundError(2, "the home directory does not exist", home)  # 2: ENOENT
+    _make_parents(os.path.dirname(directory), home)
+    try:
+        os.mkdir(directory)
     except FileExistsError:
         pass

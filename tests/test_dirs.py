@@ -206,3 +206,26 @@ def test_a_job_under_non_default_xdg_dirs_is_told_by_the_watcher_pingch_starts(
         home.kill_watchers()
     assert not home.state_dir.exists()  # nothing at the default ~/.local/state/notifyd
     assert not (jobdir / "relative").exists()
+
+
+# -- what notifyd creates: its own directories, never the home ---------------------------------
+def test_the_state_dir_is_made_in_an_existing_home_with_its_missing_parents(tmp_path: Path) -> None:
+    p = paths.resolve({"HOME": str(tmp_path)})
+    p.private_dir(p.lease_dir)
+    assert p.lease_dir.is_dir()
+    assert (p.state_dir.stat().st_mode & 0o777, p.lease_dir.stat().st_mode & 0o777) == (0o700, 0o700)
+
+
+def test_a_home_that_is_gone_is_not_made_again(tmp_path: Path) -> None:
+    p = paths.resolve({"HOME": str(tmp_path / "gone")})
+    with pytest.raises(FileNotFoundError) as caught:
+        p.private_dir(p.lease_dir)
+    assert caught.value.filename == str(tmp_path / "gone")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_state_dir_outside_the_home_is_made_with_all_its_parents(tmp_path: Path) -> None:
+    p = paths.resolve({"HOME": str(tmp_path / "gone"), "NOTIFYD_STATE_DIR": str(tmp_path / "a" / "b")})
+    p.private_dir(p.lease_dir)
+    assert p.lease_dir.is_dir()
+    assert not (tmp_path / "gone").exists()
