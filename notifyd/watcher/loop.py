@@ -251,8 +251,10 @@ class Watcher:
                 self._sleep(self.config.poll_interval)
         except lease.LeaseLost as exc:
             if not self._state_dir_gone():
-                log.warning("lease lost (%s): another watcher took over; stopping without "
-                            "sending or saving anything more", exc)
+                why = ("no lease file is left (deleted?)" if lease.current(str(self.paths.lease_dir)) is None
+                       else "another watcher took over")
+                log.warning("lease lost (%s): %s; stopping without sending or saving anything more",
+                            exc, why)
             return 0
         try:
             # Sends in flight are let finish (a few seconds at most) so that
@@ -276,15 +278,13 @@ class Watcher:
         ensure` starts one afresh. Only "no such directory" counts: an NFS
         hiccup (EIO, ESTALE) must not stop the only watcher.
         """
-        try:
-            os.stat(self.paths.state_dir)
-        except FileNotFoundError:
-            log.warning("the state directory %s is gone (deleted?): stopping without recreating "
-                        "it; the next pingch or `notifyd ensure` starts a watcher afresh",
-                        self.paths.state_dir)
-            return True
-        except OSError:
-            pass
+        # The lease dir too: a deletion under way (rm -r removes it before
+        # the state dir) makes the lease check fail first.
+        for directory in (self.paths.state_dir, self.paths.lease_dir):
+            if _missing(directory):
+                log.warning("%s is gone (deleted?): stopping, recreating nothing; the next "
+                            "pingch or `notifyd ensure` starts a watcher afresh", directory)
+                return True
         return False
 
     def round(self) -> None:
