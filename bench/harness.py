@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The suite's helpers (tests/harness.py, standard library only): one isolated
 # home and one webhook receiver for the tests and the figures alike.
 sys.path.insert(0, str(REPO / "tests"))
-from harness import Home, Receiver, new_home  # noqa: E402
+from harness import Home, Receiver, new_home, watchers_under  # noqa: E402
 from harness import serve_receiver as receiver  # noqa: E402
 
 __all__ = ["Home", "Receiver", "receiver"]
@@ -241,9 +241,13 @@ def start_watcher(install: Install, h: Home, timeout: float = 60.0) -> WatcherPr
 
 
 def stop_watchers(h: Home) -> None:
-    """Stop every watcher of this home (by its lease, then by pid as a fallback)."""
+    """Stop every watcher of this home: the lease holders, and those still starting.
+
+    A watcher a pingch spawned a moment ago may not hold the lease yet; left
+    running, it would outlive the home removed after this.
+    """
     lease_dir = h.state_dir / "lease"
-    pids = set()
+    pids = {pid for pid, _cmd, _home in watchers_under(h.root)}
     for f in lease_dir.glob("lease.*") if lease_dir.is_dir() else []:
         for line in f.read_text(errors="replace").splitlines():
             if line.startswith("pid="):

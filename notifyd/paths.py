@@ -5,6 +5,21 @@ costs almost nothing: platformdirs alone takes ~13 ms to import on this machine
 and pathlib with re another ~7 ms, so the XDG rules
 (https://specifications.freedesktop.org/basedir-spec/) are applied by hand on
 strings, and pathlib is only imported when the full `Paths` is asked for.
+platformdirs is the reference all the same: the `notifyd` command and the
+watcher resolve their directories through it (notifyd/dirs.py), and
+tests/test_dirs.py holds the two to the same answer for every setting of the
+variables the README documents ("Where notifyd keeps its files"). The rules:
+
+* `NOTIFYD_STATE_DIR` / `NOTIFYD_CONFIG`, else `$XDG_STATE_HOME/notifyd` /
+  `$XDG_CONFIG_HOME/notifyd/notifyd.conf`, else `~/.local/state/notifyd` /
+  `~/.config/notifyd/notifyd.conf`;
+* a variable counts only when it holds an absolute path: empty or relative is
+  as if unset. The XDG spec says so for XDG_*, and platformdirs (>= 4.11.8)
+  does it; notifyd's own two follow the same rule because pingch, the watcher
+  it starts and the `notifyd` command run in different working directories,
+  where one relative path would name three places;
+* `~` is `$HOME` when that is absolute, else the password database's home
+  (what platformdirs and os.path.expanduser do); with neither, NoHome.
 """
 
 import os
@@ -17,19 +32,62 @@ if TYPE_CHECKING:
 _HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
+class NoHome(Exception):
+    """Neither $HOME nor the password database gives an absolute home directory."""
+
+
 def _env(env: "Mapping[str, str] | None") -> "Mapping[str, str]":
     return os.environ if env is None else env
 
 
-def _locations(env: "Mapping[str, str] | None") -> tuple[str, str, str]:
-    """(home, config file, state dir) as strings: NOTIFYD_*, then XDG_*, then defaults."""
+def absolute(value: "str | None") -> str:
+    """`value` if it is an absolute path, else "" (empty and relative values are ignored)."""
+    return value if value and value.startswith("/") else ""
+
+
+def home_str(env: "Mapping[str, str] | None" = None) -> str:
+    """The user's home: an absolute $HOME, else the password database's (NoHome without either)."""
+    home = absolute(_env(env).get("HOME"))
+    if not home:
+        import pwd  # builtin and cheap; only reached without an absolute HOME (env -i, a stripped service)
+
+        try:
+            home = absolute(pwd.getpwuid(os.getuid()).pw_dir)
+        except KeyError:  # a uid the name service cannot resolve (LDAP down, containers)
+            home = ""
+    if not home:
+        raise NoHome(f"cannot tell your home directory: HOME is not an absolute path and the "
+                     f"password database has none for uid {os.getuid()}; set HOME")
+    # As os.path.expanduser does: "/home/ana/" and "/home/ana" give the same paths.
+    return home.rstrip("/") or "/"
+
+
+def config_file_str(env: "Mapping[str, str] | None" = None) -> str:
     e = _env(env)
-    home = e.get("HOME") or os.path.expanduser("~")
-    state_home = e.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
-    config_home = e.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
-    state_dir = e.get("NOTIFYD_STATE_DIR") or os.path.join(state_home, "notifyd")
-    config = e.get("NOTIFYD_CONFIG") or os.path.join(config_home, "notifyd", "notifyd.conf")
-    return home, config, state_dir
+    overridden = overridden_config(e)
+    if overridden:
+        return overridden
+    config_home = absolute(e.get("XDG_CONFIG_HOME")) or os.path.join(home_str(e), ".config")
+    return os.path.join(config_home, "notifyd", "notifyd.conf")
+
+
+def state_dir_str(env: "Mapping[str, str] | None" = None) -> str:
+    """The state dir without pathlib, for pingch's hot path (the home is only asked for if needed)."""
+    e = _env(env)
+    overridden = overridden_state_dir(e)
+    if overridden:
+        return overridden
+    state_home = absolute(e.get("XDG_STATE_HOME")) or os.path.join(home_str(e), ".local", "state")
+    return os.path.join(state_home, "notifyd")
+
+
+# notifyd's own overrides, read by both resolvers (this one and notifyd/dirs.py).
+def overridden_state_dir(env: "Mapping[str, str]") -> str:
+    return absolute(env.get("NOTIFYD_STATE_DIR"))
+
+
+def overridden_config(env: "Mapping[str, str]") -> str:
+    return absolute(env.get("NOTIFYD_CONFIG"))
 
 
 class Paths:
@@ -92,8 +150,12 @@ class Paths:
         return Path(configured) if configured else self.state_dir / "procs"
 
     def private_dir(self, path: "Path") -> "Path":
-        """Create one of notifyd's directories (0700 from the state dir down)."""
-        ensure_private_dir(path, self.state_dir)
+        """Create one of notifyd's directories (0700 from the state dir down), never the home.
+
+        A watcher whose home was deleted while it started must not bring it
+        back (it would heartbeat there for good): FileNotFoundError instead.
+        """
+        ensure_private_dir(path, self.state_dir, self.home)
         return path
 
     def wake_fifo(self, host: str) -> "Path":
@@ -115,15 +177,15 @@ class Paths:
 
 
 def resolve(env: "Mapping[str, str] | None" = None) -> Paths:
+    """The full Paths by this module's rules, for an explicit environment (tests).
+
+    The `notifyd` command and the watcher use notifyd/dirs.py's resolve(),
+    which asks platformdirs and gives the same answer.
+    """
     from pathlib import Path
 
-    home, config, state_dir = _locations(env)
-    return Paths(config_file=Path(config), state_dir=Path(state_dir), home=Path(home))
-
-
-def state_dir_str(env: "Mapping[str, str] | None" = None) -> str:
-    """The state dir without pathlib, for pingch's hot path."""
-    return _locations(env)[2]
+    return Paths(config_file=Path(config_file_str(env)), state_dir=Path(state_dir_str(env)),
+                 home=Path(home_str(env)))
 
 
 def wake_fifo_str(state_dir: str, host: str) -> str:
@@ -183,21 +245,40 @@ def user_name(env: "Mapping[str, str] | None" = None) -> str:
         return str(os.getuid())
 
 
-def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str]) -> None:
+def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str],
+                       home: str | os.PathLike[str] = "") -> None:
     """Create `path` as 0700, and every missing directory from `top` down to it.
 
     Labmates can read a careless home, so notifyd's own directories are 0700;
     parents above `top` (~/.local/state) get the default mode, as mkdir -p
-    gives (os.makedirs applies `mode` to the last directory only).
+    gives (os.makedirs applies `mode` to the last directory only). With
+    `home`, that directory itself is never created: a home deleted (or not
+    mounted yet) stays missing, and FileNotFoundError says so.
     """
     path, top = os.fspath(path), os.fspath(top)
     if os.path.isdir(path):
         return
     if path != top:
-        ensure_private_dir(os.path.dirname(path), top)
+        ensure_private_dir(os.path.dirname(path), top, home)
     else:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _make_parents(os.path.dirname(path), os.fspath(home).rstrip("/"))
     try:
         os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+
+
+def _make_parents(directory: str, home: str) -> None:
+    """mkdir -p `directory`, but never `home` (when `directory` is in it)."""
+    if not home or not (directory == home or directory.startswith(home + "/")):
+        os.makedirs(directory, exist_ok=True)
+        return
+    if os.path.isdir(directory):
+        return
+    if directory == home:
+        raise FileNotFoundError(2, "the home directory does not exist", home)  # 2: ENOENT
+    _make_parents(os.path.dirname(directory), home)
+    try:
+        os.mkdir(directory)
     except FileExistsError:
         pass

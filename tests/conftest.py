@@ -7,6 +7,8 @@ tests/harness.py, which the tests and bench/ import as well.
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from harness import (
     new_home,
     read_crontab,
     serve_receiver,
+    watchers_under,
     write_crontab,
 )
 from hypothesis import settings
@@ -30,6 +33,61 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, deadline=None, database=None, print_blob=True)
 settings.register_profile("long", max_examples=2000, deadline=None, database=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- the suite as people run it: in the background, and leaving nothing behind ----------------
+def _ignored(_signum: int, _frame: object) -> None:
+    """SIG_IGN in all but one thing: exec resets a handler to the default (see below)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run started in the background (`nohup`, `cmd &` in a script, `make -j`, CI) inherits
+    SIGHUP, SIGINT and SIGQUIT ignored, and pingch rightly keeps an ignored signal ignored
+    for its job, so the tests that send one would see it do nothing. A handler that does
+    nothing keeps this run as immune as whoever started it wanted, and unlike SIG_IGN it
+    is not inherited: every process the tests start begins with default dispositions, as
+    from an interactive shell. The test that an inherited SIG_IGN stays ignored
+    (tests/pingch/test_pingch.py) ignores the signal itself, so it still tests that."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, _ignored)
+
+
+_SUITE_TEMP: list[Path] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_temp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's temp root, where every home of the suite is (tests/test_bench.py's too)."""
+    base = tmp_path_factory.getbasetemp()
+    _SUITE_TEMP.append(base)
+    return base
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures' teardown, which stops the watchers
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No watcher the suite started may outlive it: those left are killed and named, and
+    the run fails. A watcher still stopping gets 5 s."""
+    if not _SUITE_TEMP:
+        return
+    deadline = time.monotonic() + 5
+    while (left := watchers_under(_SUITE_TEMP[0])) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not left:
+        return
+    for pid, _cmd, _home in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    report = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"{len(left)} watcher(s) started by the suite were still running (killed now):",
+             *(f"  pid {pid}, HOME={home}: {cmd}" for pid, cmd, home in left)]
+    if report is not None:
+        report.write_sep("=", "watchers left running", red=True)
+        for line in lines:
+            report.write_line(line, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

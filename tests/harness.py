@@ -118,6 +118,39 @@ class Home:
             time.sleep(0.1)
 
 
+# Where a process's directories come from: a watcher belongs to `root` if any is in it.
+_DIR_VARIABLES = (b"HOME", b"NOTIFYD_STATE_DIR", b"XDG_STATE_HOME")
+
+
+def watchers_under(root: Path) -> list[tuple[int, str, str]]:
+    """(pid, command line, HOME) of every live watcher whose HOME or state dir is `root` or inside it.
+
+    Read from /proc, standard library only (bench/ uses it too). A watcher is
+    a process running notifyd's `watch` verb (`notifyd watch`, or the entry
+    pingch and ensure spawn), or one titled "notifyd watcher".
+    """
+    top = os.fsencode(root)
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = dict(v.partition(b"=")[::2] for v in f.read().split(b"\0") if b"=" in v)
+            with open(f"/proc/{name}/stat", "rb") as f:
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+        except (OSError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+        if zombie or not (b"watch" in args or any(b"notifyd watcher" in a for a in args)):
+            continue
+        if any(env.get(k, b"") == top or env.get(k, b"").startswith(top + b"/") for k in _DIR_VARIABLES):
+            found.append((int(name), b" ".join(a for a in args if a).decode(errors="replace"),
+                          env.get(b"HOME", b"").decode(errors="replace")))
+    return found
+
+
 def new_home(root: Path, host: str = "") -> Home:
     """An isolated user under `root`: HOME, XDG dirs and a host name of its own, UTC."""
     root.mkdir(parents=True, exist_ok=True)

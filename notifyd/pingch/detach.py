@@ -104,6 +104,8 @@ def _installed_script(path: str) -> bool:
 def _open_log(opts: "Options", state_dir: str, job: str) -> tuple[str, int]:
     """(path, fd open for appending) of the detached job's output; OSError if it cannot be opened."""
     if opts.output is None:
+        if not state_dir:  # no home (record.HostRecorder has said so): never a log in the job's cwd
+            raise OSError("no state directory to keep it in")
         log = paths.job_log_str(state_dir, job)
         paths.ensure_private_dir(os.path.dirname(log), state_dir)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

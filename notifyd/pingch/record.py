@@ -29,14 +29,22 @@ class HostRecorder:
 
     def __init__(self) -> None:
         self.host = paths.host_name()
-        self.state_dir = paths.state_dir_str()
-        self.path = paths.spool_file_str(self.state_dir, self.host)
         self.warned = False
         # Set when the quick look at the lease found no watcher: only then is
         # the note of why none can start looked at, at the start and the end.
         self.no_watcher = False
+        try:
+            self.state_dir = paths.state_dir_str()
+        except paths.NoHome as exc:
+            # No state dir to write to: the job runs, nothing is recorded (and
+            # nothing created in the job's directory); said once, here.
+            self.state_dir = ""
+            self.warn(f"{exc}; the job runs on, but no notification will come for it")
+        self.path = paths.spool_file_str(self.state_dir, self.host) if self.state_dir else ""
 
     def append(self, event: dict[str, object]) -> None:
+        if not self.state_dir:
+            return
         try:
             line = events.encode(event)
             # One write() per event: a host's appends are serialised by its
@@ -49,7 +57,8 @@ class HostRecorder:
     def finish(self, event: dict[str, object]) -> None:
         """Record a job's end, then wake a watcher on this host to tell of it at once."""
         self.append(event)
-        wake.poke(self.state_dir, self.host)
+        if self.state_dir:
+            wake.poke(self.state_dir, self.host)
         if self.no_watcher:
             # The watcher spawned at the start may have failed since.
             self.tell_cannot_start()
@@ -64,6 +73,8 @@ class HostRecorder:
 
     def mark_alive(self) -> None:
         """Rewrite alive/<host> (its mtime, set by the file server, is the mark)."""
+        if not self.state_dir:
+            return
         try:
             self._in_state_dir(fsutil.write_new, paths.alive_file_str(self.state_dir, self.host),
                                b"1\n")
@@ -72,6 +83,8 @@ class HostRecorder:
 
     def ensure_watcher(self) -> int:
         """Start a watcher in the background unless one looks alive. Returns its pid or 0."""
+        if not self.state_dir:
+            return 0
         try:
             if watcher_looks_alive(paths.lease_dir_str(self.state_dir), self.host):
                 return 0

@@ -228,6 +228,9 @@ class Watcher:
         try:
             while not self.stopping:
                 try:
+                    if self._state_dir_gone():
+                        self.delivery.close()
+                        return 0
                     self.lease.heartbeat()
                     if self.lease.stop_requested():
                         log.info("stop requested through %s", self.paths.lease_dir)
@@ -247,8 +250,11 @@ class Watcher:
                     log.exception("error in a watcher round; retrying next round")
                 self._sleep(self.config.poll_interval)
         except lease.LeaseLost as exc:
-            log.warning("lease lost (%s): another watcher took over; stopping without "
-                        "sending or saving anything more", exc)
+            if not self._state_dir_gone():
+                why = ("no lease file is left (deleted?)" if lease.current(str(self.paths.lease_dir)) is None
+                       else "another watcher took over")
+                log.warning("lease lost (%s): %s; stopping without sending or saving anything more",
+                            exc, why)
             return 0
         try:
             # Sends in flight are let finish (a few seconds at most) so that
@@ -263,6 +269,23 @@ class Watcher:
             log.error("could not save the state or release the lease on stop: %s", exc)
         log.info("watcher stopped")
         return 0
+
+    def _state_dir_gone(self) -> bool:
+        """True (and logged) once the state dir was deleted under us: then we stop.
+
+        Recreating it would leave a watcher heartbeating for a home that is
+        gone (a test's, or a reset by `rm -rf`); the next pingch or `notifyd
+        ensure` starts one afresh. Only "no such directory" counts: an NFS
+        hiccup (EIO, ESTALE) must not stop the only watcher.
+        """
+        # The lease dir too: a deletion under way (rm -r removes it before
+        # the state dir) makes the lease check fail first.
+        for directory in (self.paths.state_dir, self.paths.lease_dir):
+            if _missing(directory):
+                log.warning("%s is gone (deleted?): stopping, recreating nothing; the next "
+                            "pingch or `notifyd ensure` starts a watcher afresh", directory)
+                return True
+        return False
 
     def round(self) -> None:
         """One pass: read new events, save, judge lost jobs, flush, deliver, save what was delivered."""
@@ -397,10 +420,35 @@ def paths_user() -> str:
     return paths_mod.user_name()
 
 
+def _missing(path: os.PathLike[str]) -> bool:
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass  # an NFS hiccup is not a missing home
+    return False
+
+
+def refuse_a_missing_home(paths: Paths) -> None:
+    """NotifydError when neither the state dir nor the home exists.
+
+    A home deleted while its watcher was starting (a test's temp dir), or an
+    NFS home not mounted yet at boot: making the state dir there would leave
+    a watcher heartbeating in a directory no pingch writes to. Nothing is
+    created, not even the log.
+    """
+    if _missing(paths.state_dir) and _missing(paths.home):
+        raise NotifydError(f"the home directory {paths.home} does not exist (deleted, or not "
+                           f"mounted yet): not creating {paths.state_dir} in it; start the watcher "
+                           "again once the home is there")
+
+
 def main(paths: Paths, host: str, background: bool) -> int:
     """`notifyd watch`: returns an exit status; raises NotifydError for the user."""
     os.umask(0o077)  # everything the watcher creates is the user's alone
     os.chdir("/")  # never keep the job's directory (a scratch mount) busy
+    refuse_a_missing_home(paths)
     try:
         config = load_config(paths.config_file)
     except NotifydError as exc:
@@ -439,10 +487,17 @@ def run_in_background() -> int:
     lease/cannot-start.<host>, which the next pingch prints; the exit status
     is the one `notifyd watch --background` would have had.
     """
+    from notifyd import dirs
     from notifyd import paths as paths_mod
 
     proctitle.name_watcher(paths_mod.user_name())
-    paths, host = paths_mod.resolve(), paths_mod.host_name()
+    host = paths_mod.host_name()
+    try:
+        paths = dirs.resolve()
+    except NotifydError as exc:
+        # No home to resolve the directories in: no log and no note can be
+        # written either; the exit status says it (see dirs.resolve).
+        return int(exc.status)
     try:
         return main(paths, host, background=True)
     except NotifydError as exc:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 from collections import Counter
 
 from harness import PINGCH, Home, Receiver, WatcherProc, fast_config, wait_until
+
+from notifyd.watcher import launch
 
 
 def _one_message(receiver: Receiver) -> dict[str, object]:
@@ -355,3 +358,34 @@ def test_watcher_started_from_a_job_directory_with_a_shadowing_module_still_runs
     assert home.pingch("-t", "from-jobdir", "true", cwd=jobdir).returncode == 0
     # pingch started the watcher from this directory.
     assert "from-jobdir" in _one_message(receiver)["title"]
+
+
+# -- a home that is gone ----------------------------------------------------------------------
+def test_watcher_whose_state_dir_is_deleted_stops_soon_without_recreating_it(home: Home) -> None:
+    # A lease timeout of 5 min: the heartbeat (every 50 s) is not what notices.
+    home.write_config("[watcher]\npoll_interval = 0.2s\nlease_timeout = 5min\n")
+    watcher = WatcherProc(home).start()
+    try:
+        # Gone at once (rm -r would take it away file by file, and the watcher
+        # may first see its lease file gone, which it also stops for).
+        trash = home.root / "trash"
+        home.state_dir.rename(trash)
+        shutil.rmtree(trash)
+        wait_until(lambda: not watcher.alive, 10, "the watcher to stop once its state dir is gone")
+    finally:
+        watcher.stop()
+    assert watcher.proc is not None and watcher.proc.returncode == 0
+    assert not home.state_dir.exists()
+    said = f"{home.state_dir} is gone (deleted?): stopping, recreating nothing;"
+    assert said in (home.root / "watcher.out").read_text()
+
+
+def test_watcher_started_after_its_home_was_deleted_creates_nothing_and_exits(home: Home) -> None:
+    shutil.rmtree(home.root)
+    # Started as pingch and `notifyd ensure` start one (launch.watcher_argv), then by hand.
+    background = subprocess.run(launch.watcher_argv(), env=home.env, capture_output=True, text=True,
+                                timeout=60, cwd="/")
+    code, _out, err = home.notifyd("watch")
+    assert background.returncode == code == 1
+    assert f"the home directory {home.root} does not exist" in err
+    assert not home.root.exists()

@@ -41,6 +41,9 @@ def test_hook_puts_notifyd_bin_dir_on_path_for_pingch(home: Home) -> None:
     env_path = "/usr/bin:/bin"
     result = _bash(home, f"PATH={env_path}; source {HOOK}; command -v pingch", interactive=True)
     assert result.stdout.strip() == str(Path(NOTIFYD).parent / "pingch")
+    # The hook also started a watcher in the background: waited for here, so
+    # the fixture stops it, instead of it starting after the test ended.
+    wait_until(lambda: len(home.watcher_pids()) == 1, 20, "the watcher started by the hook")
 
 
 # -- setup/hook.py ----------------------------------------------------------------------------

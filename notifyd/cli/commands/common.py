@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from notifyd import paths
+from notifyd import dirs, paths
 from notifyd.config import Config
 from notifyd.config import load as load_config
 
 
 def context() -> tuple[paths.Paths, str]:
-    return paths.resolve(), paths.host_name()
+    return dirs.resolve(), paths.host_name()
 
 
 def config(p: paths.Paths) -> Config:
