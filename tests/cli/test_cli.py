@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from harness import Home, Receiver, fast_config
+from harness import NOTIFYD, Home, Receiver, fast_config
 
 
 def test_test_command_reports_each_url_and_succeeds_when_all_work(
@@ -26,10 +27,19 @@ def test_test_command_exits_4_and_names_the_failing_url(home: Home, receiver: Re
     assert "FAILED" in out and f"127.0.0.1:{receiver.port}" in out
 
 
-def test_test_command_without_url_explains_how_to_add_one(home: Home) -> None:
+def test_test_command_without_url_points_to_init_in_two_short_lines(home: Home) -> None:
     code, _, err = home.notifyd("test")
     assert code == 4
-    assert "no URL configured" in err and "Webhook" in err
+    lines = err.splitlines()
+    assert lines[0].startswith("no URL configured") and lines[1].endswith(" init")
+    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
+
+
+def test_status_names_ensure_as_it_can_be_typed_here(home: Home) -> None:
+    home.env["PATH"] = "/usr/bin:/bin"  # notifyd off PATH, as after Quickstart 1
+    assert f"start it with: {NOTIFYD} ensure\n" in home.notifyd("status")[1]
+    home.env["PATH"] = f"{Path(NOTIFYD).parent}:/usr/bin:/bin"
+    assert "start it with: notifyd ensure\n" in home.notifyd("status")[1]
 
 
 def test_masked_urls_hide_passwords_in_test_output(home: Home, receiver: Receiver) -> None:

@@ -15,12 +15,18 @@ def config(p: paths.Paths) -> Config:
     return load_config(p.config_file)
 
 
-def discord_howto(config_file: object) -> str:
-    return (
-        "To get them on Discord: in your server, Server Settings → Integrations → Webhooks → "
-        "New Webhook → Copy Webhook URL, then put that URL under [notify] urls in "
-        f"{config_file} (chmod 600) — see notifyd.conf.example for Matrix, email, Slack, ntfy."
-    )
+def init_hint() -> str:
+    """Where to go for a URL: `notifyd init` asks for one and checks it (as typed here)."""
+    from notifyd.setup import hook
+
+    return f"to get them on Discord, Matrix, email...: {hook.shown(hook.script('notifyd'), 'notifyd')} init"
+
+
+def ensure_hint() -> str:
+    """How to start a watcher, as it can be typed here (the full path when notifyd is off PATH)."""
+    from notifyd.setup import hook
+
+    return f"{hook.shown(hook.script('notifyd'), 'notifyd')} ensure"
 
 
 def ago(seconds: float) -> str:

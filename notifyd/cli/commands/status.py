@@ -11,11 +11,11 @@ import typer
 
 from notifyd import fsutil, state
 from notifyd import paths as paths_mod
-from notifyd.cli.commands.common import ago, config, context
+from notifyd.cli.commands.common import ago, config, context, ensure_hint, init_hint
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.notify import history, reasons
 from notifyd.notify import targets as sender
-from notifyd.setup import hook, logout
+from notifyd.setup import logout
 from notifyd.watcher import lease
 
 
@@ -151,7 +151,7 @@ def _print(report: dict[str, Any]) -> None:
     if w is None or not w["running"]:
         state_text = "not running" if w is None or w["released"] else (
             f"not running (pid {w['pid']} on {w['host']} silent for {w['heartbeat_age']:.0f} s)")
-        _say(f"watcher:    {state_text}; start it with: notifyd ensure")
+        _say(f"watcher:    {state_text}; start it with: {ensure_hint()}")
     else:
         since = _local(w["since"])
         _say(f"watcher:    running on {w['host']}, pid {w['pid']}, since {since} "
@@ -188,8 +188,7 @@ def _print(report: dict[str, Any]) -> None:
             _say(f"    {u['reason']}")
     elif not report["config_error"]:
         _say("URLs:       none, so nothing is being pushed: notifications go to notifyd inbox")
-        _say("            to get them on Discord, Matrix, email...: "
-             f"{hook.shown(hook.script('notifyd'), 'notifyd')} init")
+        _say("            " + init_hint())
     if report["config_error"]:
         _say(f"config:     ERROR: {report['config_error']}")
     else:

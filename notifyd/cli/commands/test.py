@@ -8,7 +8,7 @@ import time
 import typer
 
 from notifyd import fsutil, paths
-from notifyd.cli.commands.common import config, context, discord_howto
+from notifyd.cli.commands.common import config, context, init_hint
 from notifyd.errors import ExitStatus
 from notifyd.notify import message, reasons
 from notifyd.notify import targets as sender
@@ -22,8 +22,8 @@ def command() -> int:
                if t.key != sender.INBOX_KEY]
     if not targets:
         typer.echo("no URL configured: nothing is pushed, notifications only reach "
-                   "the inbox (notifyd inbox).", err=True)
-        typer.echo(discord_howto(p.config_file), err=True)
+                   "notifyd inbox", err=True)
+        typer.echo(init_hint(), err=True)
         return int(ExitStatus.DELIVERY)
     msg = message.make_test_message(host)
     entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.severity,
