@@ -142,14 +142,16 @@ def record_cause(lease_dir: str, host: str, cause: str, *, told: bool = False) -
     try:
         if _read_cause(path + TOLD_SUFFIX) == line:
             return
-        paths.ensure_private_dir(lease_dir, os.path.dirname(lease_dir))
+        # Never the home itself: a watcher whose home was deleted while it
+        # started must not bring it back (FileNotFoundError: no note then).
+        paths.ensure_private_dir(lease_dir, os.path.dirname(lease_dir), paths.home_str())
         data = f"{line}\n".encode()
         if told:
             fsutil.atomic_write(path + TOLD_SUFFIX, data, f"{path}.tmp.{os.getpid()}")
             os.unlink(path)
         else:
             fsutil.atomic_write(path, data, f"{path}.tmp.{os.getpid()}")
-    except OSError:
+    except (OSError, paths.NoHome):
         pass
 
 

@@ -27,12 +27,13 @@ def test_test_command_exits_4_and_names_the_failing_url(home: Home, receiver: Re
     assert "FAILED" in out and f"127.0.0.1:{receiver.port}" in out
 
 
-def test_test_command_without_url_points_to_init_in_two_short_lines(home: Home) -> None:
+def test_test_command_without_url_points_to_init_in_short_lines(home: Home) -> None:
+    home.env["PATH"] = "/usr/bin:/bin"  # notifyd off PATH, as after Quickstart 1
     code, _, err = home.notifyd("test")
     assert code == 4
     lines = err.splitlines()
-    assert lines[0].startswith("no URL configured") and lines[1].endswith(" init")
-    assert len(lines) == 2 and all(len(line) <= 80 for line in lines)
+    assert lines[0].startswith("no URL configured") and lines[2] == f"  {NOTIFYD} init"
+    assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
 
 
 def test_status_names_ensure_as_it_can_be_typed_here(home: Home) -> None:

@@ -15,11 +15,16 @@ def config(p: paths.Paths) -> Config:
     return load_config(p.config_file)
 
 
-def init_hint() -> str:
-    """Where to go for a URL: `notifyd init` asks for one and checks it (as typed here)."""
+def init_hint() -> list[str]:
+    """Where to go for a URL: `notifyd init` asks for one and checks it.
+
+    The command gets a line of its own, typed as it works here (the full
+    path when notifyd is off PATH), so no wrapping can split it.
+    """
     from notifyd.setup import hook
 
-    return f"to get them on Discord, Matrix, email...: {hook.shown(hook.script('notifyd'), 'notifyd')} init"
+    return ["to get them on Discord, Matrix, email...:",
+            f"  {hook.shown(hook.script('notifyd'), 'notifyd')} init"]
 
 
 def ensure_hint() -> str:

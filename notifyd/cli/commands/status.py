@@ -188,7 +188,8 @@ def _print(report: dict[str, Any]) -> None:
             _say(f"    {u['reason']}")
     elif not report["config_error"]:
         _say("URLs:       none, so nothing is being pushed: notifications go to notifyd inbox")
-        _say("            " + init_hint())
+        for line in init_hint():
+            _say("            " + line)
     if report["config_error"]:
         _say(f"config:     ERROR: {report['config_error']}")
     else:

@@ -23,7 +23,7 @@ def command() -> int:
     if not targets:
         typer.echo("no URL configured: nothing is pushed, notifications only reach "
                    "notifyd inbox", err=True)
-        typer.echo(init_hint(), err=True)
+        typer.echo("\n".join(init_hint()), err=True)
         return int(ExitStatus.DELIVERY)
     msg = message.make_test_message(host)
     entry = OutboxEntry(id=f"test-{os.getpid()}", title=msg.title, body=msg.body, severity=msg.severity,
