@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import latency, overhead, procview, slurm, watcher_load
+from bench import busy, latency, overhead, procview, slurm, watcher_load
 from bench.harness import REPO, Row, prepare_install
 
 
@@ -28,6 +28,8 @@ class Sizes:
     overhead_runs: int = 40
     hook_rounds: int = 5
     hook_runs: int = 20
+    busy_runs: int = 200
+    busy_calls: int = 10_000
     latency_jobs: int = 200
     old_period: float = 10.0
     idle_runs: int = 3
@@ -44,8 +46,8 @@ class Sizes:
     slurm_jobs: int = 40
 
 
-QUICK = Sizes(overhead_rounds=2, overhead_runs=3, hook_rounds=1, hook_runs=2, latency_jobs=6,
-              old_period=1.0, idle_runs=1, idle_seconds=2.0, burst_runs=1, burst_jobs=30,
+QUICK = Sizes(overhead_rounds=2, overhead_runs=3, hook_rounds=1, hook_runs=2, busy_runs=3, busy_calls=100,
+              latency_jobs=6, old_period=1.0, idle_runs=1, idle_seconds=2.0, burst_runs=1, burst_jobs=30,
               history_runs=1, history_events=2000, procs_runs=2, procs_nodes=3, procs_per_node=10,
               snapshot_runs=1, snapshot_processes=50, slurm_jobs=2)
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--quick writes none unless given)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only figures whose group name is given (repeatable): overhead, hook, "
-                        "latency, idle, burst, history, procs, snapshot, slurm-latency, slurm-calls, "
+                        "busy, latency, idle, burst, history, procs, snapshot, slurm-latency, slurm-calls, "
                         "slurm-poll")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else Sizes()
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         ("overhead", lambda: overhead.pingch_overhead(install, size.overhead_rounds,
                                                       size.overhead_runs, instructions=not args.quick)),
         ("hook", lambda: overhead.hook_overhead(install, size.hook_rounds, size.hook_runs)),
+        ("busy", lambda: busy.start_check(install, size.busy_runs, size.busy_calls,
+                                          instructions=not args.quick)),
         ("latency", lambda: latency.finish_to_message(install, size.latency_jobs,
                                                       size.old_period)),
         ("idle", lambda: watcher_load.idle(install, size.idle_runs, size.idle_seconds)),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from notifyd.errors import ExitStatus, NotifydError
-from notifyd.text import parse_duration, parse_size
+from notifyd.text import parse_duration, parse_percent, parse_size
 
 
 def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
@@ -215,6 +215,11 @@ class Config:
     slurm_tail: int = field(metadata=_key("slurm", "0", _at_most_count(50), "tail"))
     # with an array's one summary, a message of its own for each failed task too
     slurm_array_failures: bool = field(metadata=_key("slurm", "no", _yes_no, "array_failures"))
+    # [pressure]: nodes short of memory or CPU
+    # pingch's one line on stderr when it starts a job on a busy node (pingch/facts.py)
+    start_warning: bool = field(metadata=_key("pressure", "yes", _yes_no))
+    # available memory under this share of the node's is pressure
+    warn_mem: float = field(metadata=_key("pressure", "10 %", parse_percent))
 
     @property
     def pushes(self) -> bool:

@@ -1,5 +1,5 @@
 """Reading /proc: a process's stat fields, start time, peak RSS, uid, command line and environment;
-the node's memory and boot time.
+the node's memory, swap, load and boot time.
 
 Standard library only and cheap to import (no typing at run time): pingch
 reads through it on every job, the lease on every check of a holder on this
@@ -106,6 +106,67 @@ def mem_total_kb() -> int | None:
         return _first_number("/proc/meminfo", b"MemTotal:")
     except (OSError, IndexError, ValueError):
         return None
+
+
+# /proc/meminfo's lines pingch reads for the node's figures, by the names the
+# liveness mark gives them (spool/alive.py). Its lines read "MemTotal:  16318712 kB".
+MEMINFO_KEYS = {b"MemTotal:": "mem_total_kb", b"MemAvailable:": "mem_avail_kb",
+                b"SwapTotal:": "swap_total_kb", b"SwapFree:": "swap_free_kb"}
+_MEMINFO_LINES = tuple((b"\n" + name, key) for name, key in MEMINFO_KEYS.items())  # at a line's start
+# A /proc file holds a few KiB; a crafted one (tests) is not read further.
+PROC_READ_MAX = 65536
+# KiB figures beyond this (1 EiB) and loads beyond this are not a node's: garbled.
+KB_MAX = 1 << 50
+LOAD_MAX = 1e6
+
+
+def node_figures(proc: str = "/proc") -> "dict[str, float]":
+    """The node's memory and swap (KiB), its 1-minute load and cores; those unreadable left out.
+
+    Two reads of small files (`proc`/meminfo, `proc`/loadavg), never raising:
+    pingch calls it at every job's start and in every liveness mark. `proc`
+    is another directory only in the tests. Cores are os.cpu_count(), the
+    node's online CPUs, which the load average counts against (it is the
+    node's, whatever the job's affinity) and which `notifyd snapshot` records
+    too (psutil.cpu_count()), so the watcher compares like with like.
+    """
+    figures: dict[str, float] = {}
+    # Four finds, not a split of every line: a third of the cost, on every job.
+    data = b"\n" + read_head(proc + "/meminfo", PROC_READ_MAX)
+    for needle, key in _MEMINFO_LINES:
+        at = data.find(needle)
+        if at >= 0:
+            end = data.find(b"\n", at + 1)
+            words = data[at + len(needle): end if end >= 0 else len(data)].split()
+            if words and _whole(words[0]):
+                figures[key] = int(words[0])
+    first = read_head(proc + "/loadavg", 256).split(b" ", 1)[0]  # "0.52 0.58 0.59 1/913 12345"
+    if first.replace(b".", b"", 1).isdigit() and float(first) < LOAD_MAX:
+        figures["load1"] = float(first)
+    cores = os.cpu_count()
+    if cores:
+        figures["cores"] = cores
+    return figures
+
+
+def read_head(path: str, most: int) -> bytes:
+    """Up to `most` bytes of a file (b"" if it cannot be read): os.read, cheaper than open() here."""
+    try:
+        # O_NONBLOCK: a FIFO put in the place of a file must not hang the job's pingch.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the test's directory name
+        return b""
+    try:
+        return os.read(fd, most)
+    except OSError:  # a directory (EISDIR), an I/O error
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _whole(word: bytes) -> bool:
+    """ASCII digits of a KiB figure a node can have (bytes.isdigit is ASCII only)."""
+    return word.isdigit() and len(word) <= 16 and int(word) < KB_MAX
 
 
 def boot_time() -> float:

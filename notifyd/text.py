@@ -8,7 +8,7 @@ human_duration for messages, short_duration for one line per job,
 human_elapsed as ps shows it, human_age for how old a snapshot is.
 Dates: short_date for one line per job (the year only when it is not this one).
 Sizes: parse_size for what people type (config, --mem); human_bytes for
-tables, human_kib for messages. printable keeps job-supplied text on one
+tables, human_kib for messages. Shares: parse_percent for the config. printable keeps job-supplied text on one
 table line. Sizes are binary throughout (k = 1024), as ps, top and free say.
 
 Stdlib only and cheap to import: every verb and the watcher use it.
@@ -117,6 +117,17 @@ def parse_size(text: str) -> int:
     if size >= _SIZE_LIMIT:
         raise ValueError("a size below 8 EiB")
     return int(size)
+
+
+_PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%?\s*")
+
+
+def parse_percent(text: str) -> float:
+    """'10 %', '7.5%' or a bare number, from 0 to 100, as a percentage."""
+    match = _PERCENT.fullmatch(text)
+    if not match or float(match.group(1)) > 100:
+        raise ValueError("a percentage from 0 to 100, such as 10 %")
+    return float(match.group(1))
 
 
 def human_bytes(n: float) -> str:

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = [
     "pingch overhead per job",
     "`hooks/notifyd.bash` added to a bash login",
+    "pingch's busy-node check at a job's start",
     "finish -> message at a local webhook, job from another host",
     "finish -> message at a local webhook, job on the watcher's host",
     "watcher idle for 2 s with 6 host files: CPU",

@@ -127,6 +127,22 @@ def test_bad_size_names_expected_form(tmp_path: Path) -> None:
     assert "a size such as" in message
 
 
+@pytest.mark.parametrize(("text", "percent"), [("10 %", 10.0), ("7.5%", 7.5), ("25", 25.0), ("0", 0.0),
+                                             (" 100 % ", 100.0)])
+def test_warn_mem_is_read_as_a_percentage(tmp_path: Path, text: str, percent: float) -> None:
+    path = _write(tmp_path, f"[pressure]\nwarn_mem = {text}\nstart_warning = no\n")
+    cfg = _load(path)
+    assert (cfg.warn_mem, cfg.start_warning) == (percent, False)
+
+
+@pytest.mark.parametrize("value", ["150 %", "-5 %", "ten", "10 %%", "0.1.2"])
+def test_bad_warn_mem_names_file_key_value_and_expected_form(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, f"[pressure]\nwarn_mem = {value}\n")
+    message = _error(path).message
+    assert str(path) in message and f"[pressure] warn_mem = {value!r}" in message
+    assert "a percentage from 0 to 100, such as 10 %" in message
+
+
 # -- unknown names and broken files ---------------------------------------------------
 
 def test_unknown_section_is_named_and_known_sections_listed(tmp_path: Path) -> None:

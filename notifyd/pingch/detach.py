@@ -57,6 +57,7 @@ def detach(opts: "Options", recorder: "HostRecorder") -> int:
         os.close(fd)
     sys.stderr.write(f"pingch: started {job} in the background; output in {log}\n")
     sys.stdout.write(f"{job}\n")
+    facts.warn_if_busy(recorder.host, recorder.state_dir)  # here, where the user looks
     # Here, not only in the job's pingch: that one's stderr is the job's log,
     # and a watcher that cannot start must be said where the user looks.
     recorder.ensure_watcher()

@@ -1,14 +1,34 @@
 """What pingch reads about a job besides its exit: the tail of its log, an attachment's state,
-the node's memory, its cores, an OOM kill in the kernel log, and the directory it runs in.
+the node's memory, its cores, an OOM kill in the kernel log, and the directory it runs in;
+and at the start, whether the node is already busy.
 
 Each of these is best effort and never raises: a fact that cannot be read is
 left out of the finish event, or says why in its own words.
+
+The busy node (warn_if_busy, at the end of this module):
+
+    $ pingch ./relax 20G
+    pingch: node3 is busy: load 31.8/16 cores, 6 % mem free; notifyd nodes --free
+
+Busy: available memory under `[pressure] warn_mem` of the total (10 % by
+default), or a 1-minute load over 1.5 times the node's cores. The job runs
+all the same and never waits for it: the check comes after the spawn and
+reads two small files of /proc (procfs.node_figures). It lives here, not in
+a module of its own, because a module's import would cost a job as much
+again as the check (bench/: busy-node check). pingch cannot afford to parse
+the config either (configparser alone costs more than the whole check), so
+the watcher, which has it parsed, writes what pingch needs into
+`$STATE/pingch.conf` at its start and at each reload (write_settings: the
+format's writer beside its reader), and pingch reads it with one open and
+one read. Without the file (no watcher yet) the defaults apply;
+`NOTIFYD_BUSY_WARNING=0` turns the line off for one shell.
 """
 
 import os
 import stat
+import sys
 
-from notifyd import procfs
+from notifyd import fsutil, procfs
 from notifyd.spool import events
 
 TYPE_CHECKING = False  # typing/collections.abc stay off the hot path
@@ -29,6 +49,14 @@ CORES_VARS = ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "NSLOTS")
 # Reading the kernel log for an OOM kill stops after this much: the lines
 # for a job that just died are the newest, and pingch must stay cheap.
 KMSG_READ_MAX = 1 << 20
+# The busy node's line (warn_if_busy).
+SETTINGS_FILE = "pingch.conf"
+DEFAULT_WARN_MEM = 10.0  # percent of the node's memory; config.py's default says the same
+LOAD_PER_CORE = 1.5
+ENV_BUSY_OFF = "NOTIFYD_BUSY_WARNING"
+OFF_WORDS = frozenset({"0", "no", "off", "false"})
+# Where the node's files are read from: another directory in the tests only.
+ENV_PROC = "NOTIFYD_TEST_PROC_ROOT"
 
 
 def working_dir() -> str:
@@ -190,3 +218,70 @@ def oom_killed(pid: int, since: float, kmsg: str = "/dev/kmsg") -> bool:
     finally:
         os.close(fd)
     return False
+
+
+# -- at the start: is the node already busy? ------------------------------------------------------
+def settings_path(state_dir: str) -> str:
+    return os.path.join(state_dir, SETTINGS_FILE)
+
+
+def write_settings(state_dir: str, start_warning: bool, warn_mem: float) -> None:
+    """The watcher's side: `[pressure]` as pingch reads it (temp + rename; OSError if it cannot)."""
+    data = f"start_warning={'yes' if start_warning else 'no'}\nwarn_mem={warn_mem:g}\n".encode()
+    path = settings_path(state_dir)
+    fsutil.atomic_write(path, data, f"{path}.tmp")
+
+
+def read_settings(state_dir: str) -> "tuple[bool, float]":
+    """(warn at start, warn_mem percent) from the watcher's file; the defaults where it says nothing."""
+    on, warn_mem = True, DEFAULT_WARN_MEM
+    data = procfs.read_head(settings_path(state_dir), 1024) if state_dir else b""
+    for line in data.decode("ascii", "replace").splitlines():
+        key, _, value = line.partition("=")
+        if key == "start_warning" and value in ("yes", "no"):
+            on = value == "yes"
+        elif key == "warn_mem" and value.replace(".", "", 1).isdigit() and float(value) <= 100:
+            warn_mem = float(value)
+    return on, warn_mem
+
+
+def proc_root() -> str:
+    return os.environ.get(ENV_PROC) or "/proc"
+
+
+def busy_line(host: str, figures: "dict[str, float]", warn_mem: float) -> str:
+    """The warning for a node with these figures (procfs.node_figures), or "" if it is not busy.
+
+    A figure that could not be read judges nothing and is not shown.
+    """
+    total, avail = figures.get("mem_total_kb", 0), figures.get("mem_avail_kb")
+    load, cores = figures.get("load1"), figures.get("cores")
+    free = 100.0 * avail / total if total > 0 and avail is not None else None
+    short_of_memory = free is not None and free < warn_mem
+    overloaded = load is not None and cores is not None and load > LOAD_PER_CORE * cores
+    if not (short_of_memory or overloaded):
+        return ""
+    said = []
+    if load is not None and cores is not None:
+        said.append(f"load {load:.1f}/{cores:.0f} cores")
+    if free is not None:
+        # Rounded down, so that 9.6 % under a warn_mem of 10 % never reads "10 %".
+        said.append(f"{int(free)} % mem free" if free >= 1 else f"{free:.1f} % mem free")
+    # Within 80 columns for a host name of up to 8 characters.
+    return f"pingch: {host} is busy: {', '.join(said)}; notifyd nodes --free\n"
+
+
+def warn_if_busy(host: str, state_dir: str) -> None:
+    """Print the busy line on stderr when this node is busy and the warning is on; never raises."""
+    try:
+        if os.environ.get(ENV_BUSY_OFF, "").strip().lower() in OFF_WORDS:
+            return
+        on, warn_mem = read_settings(state_dir)
+        if not on:
+            return
+        line = busy_line(host, procfs.node_figures(proc_root()), warn_mem)
+        if line:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    except Exception:
+        pass  # a warning that cannot be given changes nothing for the job

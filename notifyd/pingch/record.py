@@ -71,13 +71,21 @@ class HostRecorder:
             paths.ensure_private_dir(os.path.dirname(path), self.state_dir)
             write(path, data)
 
-    def mark_alive(self) -> None:
-        """Rewrite alive/<host> (its mtime, set by the file server, is the mark)."""
+    def mark_alive(self, proc: str = "/proc") -> None:
+        """Rewrite alive/<host>: its mtime (set by the file server) is the mark, its line the node's
+        memory, swap and load (spool/alive.py), for a watcher that has no snapshot of this node.
+        """
         if not self.state_dir:
             return
         try:
-            self._in_state_dir(fsutil.write_new, paths.alive_file_str(self.state_dir, self.host),
-                               b"1\n")
+            # Loaded here, a minute into a job: most jobs end before their first mark.
+            from notifyd.spool import alive
+
+            line = alive.encode(procfs.node_figures(proc))
+        except Exception:  # (notifyd downgraded under a running job): the mtime still counts
+            line = b"1\n"
+        try:
+            self._in_state_dir(fsutil.write_new, paths.alive_file_str(self.state_dir, self.host), line)
         except Exception:
             pass  # a missed mark only makes the host look quieter
 

@@ -96,6 +96,8 @@ def run_job(opts: "Options", recorder: "HostRecorder", job: str = "", log: str =
                                  start=start, cwd=cwd, opts=opts, log=log)
     recorder.append(started)
     helper = recorder.ensure_watcher()
+    if not log:  # a `pingch -d` job's: the pingch that detached it has told the user
+        facts.warn_if_busy(recorder.host, recorder.state_dir)
     status, usage = _wait_forwarding(pid, waited, recorder, helper)
     end = time.time()
     signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
@@ -144,8 +146,8 @@ def _wait_forwarding(pid: int, waited: "Set[int]", recorder: "HostRecorder",
     """
     while True:
         info = signal.sigtimedwait(waited, ALIVE_EVERY)
-        if info is None:  # a quiet minute: tell the watcher this host still lives
-            recorder.mark_alive()
+        if info is None:  # a quiet minute: tell the watcher this host still lives, and its memory
+            recorder.mark_alive(facts.proc_root())
             continue
         if info.si_signo != signal.SIGCHLD:
             if info.si_code != SI_KERNEL:

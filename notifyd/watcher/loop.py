@@ -37,6 +37,7 @@ from notifyd.errors import NotifydError, StateFileError
 from notifyd.nodes import reader as nodes
 from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
+from notifyd.pingch import facts as pingch_facts
 from notifyd.spool import wake
 from notifyd.watcher import drop, launch, lease, lost, proctitle
 from notifyd.watcher.clock import Clock, Round
@@ -147,6 +148,7 @@ class Watcher:
         if self._given_sources is None:
             self._start_slurm()
         self._know_targets()
+        self._tell_pingch()
         if self._wake_up:
             self._listen()
         took = self.lease.took_over_from
@@ -350,7 +352,17 @@ class Watcher:
         if self.intake.slurm is not None:
             self.intake.slurm.settings = slurm_settings(config)
         self._know_targets()
+        self._tell_pingch()
         log.info("config reloaded; targets: %s", ", ".join(t.display for t in new))
+
+    def _tell_pingch(self) -> None:
+        """The config's part pingch needs, in a file it reads cheaply (pingch/facts.py)."""
+        try:
+            pingch_facts.write_settings(str(self.paths.state_dir), self.config.start_warning,
+                                        self.config.warn_mem)
+        except OSError as exc:
+            log.warning("cannot write %s: %s; pingch goes by what it last said (or [pressure]'s "
+                        "defaults)", pingch_facts.settings_path(str(self.paths.state_dir)), exc)
 
     def _know_targets(self) -> None:
         """The targets are new (start, reload): name them in the state, say what waits for others."""

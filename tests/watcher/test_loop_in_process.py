@@ -66,11 +66,12 @@ def test_a_finished_job_from_a_source_reaches_every_target_once(lab: Lab) -> Non
     assert lab.watcher.state.outbox == []
 
 
-def test_the_only_files_written_are_the_state_and_its_journal(lab: Lab) -> None:
+def test_the_only_files_written_are_the_state_its_journal_and_pingchs_settings(lab: Lab) -> None:
     lab.source.add(finish_event("j1", ts=lab.clock.now))
     lab.rounds(2)
     written = sorted(str(p.relative_to(lab.paths.state_dir)) for p in lab.paths.state_dir.rglob("*"))
-    assert set(written) <= {"watcher-state.json", "journal", "journal/w.log"}
+    # pingch.conf: the config's [pressure] as pingch reads it (pingch/facts.py).
+    assert set(written) <= {"watcher-state.json", "journal", "journal/w.log", "pingch.conf"}
     assert "watcher-state.json" in written
 
 
