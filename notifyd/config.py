@@ -79,6 +79,17 @@ def _yes_no(text: str) -> bool:
     raise ValueError("yes or no")
 
 
+def _percent(text: str) -> float:
+    """'10 %', '10%' or '10' as a share (0.10): above 0, below 100."""
+    try:
+        value = float(text.strip().removesuffix("%").strip())
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 100:
+        raise ValueError("a percentage above 0 and below 100, such as 10 %")
+    return value / 100
+
+
 def _non_negative_duration(text: str) -> float:
     return 0.0 if text.strip() in ("0", "") else parse_duration(text)
 
@@ -215,6 +226,17 @@ class Config:
     slurm_tail: int = field(metadata=_key("slurm", "0", _at_most_count(50), "tail"))
     # with an array's one summary, a message of its own for each failed task too
     slurm_array_failures: bool = field(metadata=_key("slurm", "no", _yes_no, "array_failures"))
+    # [pressure]: a node short of memory where your jobs run (nodes/pressure.py)
+    # available memory under this share of the node's is pressure (0.10 for 10 %)
+    warn_mem: float = field(metadata=_key("pressure", "10 %", _percent))
+    # the watcher's alerts on nodes where your jobs run; no: none (the views still show it)
+    pressure_alerts: bool = field(metadata=_key("pressure", "yes", _yes_no, "enabled"))
+    # an alert when memory would run out within this long at the rate of the last snapshots
+    warn_ahead: float = field(metadata=_key("pressure", "15m", _duration))
+    # at most one memory alert (and one CPU alert) per node this often
+    alert_every: float = field(metadata=_key("pressure", "30m", _duration))
+    # also tell of a load over 2 x the cores for 10 minutes
+    pressure_cpu: bool = field(metadata=_key("pressure", "no", _yes_no, "cpu"))
 
     @property
     def pushes(self) -> bool:
