@@ -80,14 +80,14 @@ def _yes_no(text: str) -> bool:
 
 
 def _percent(text: str) -> float:
-    """'10 %', '10%' or '10' as a share (0.10): above 0, below 100."""
+    """'10 %', '10%' or '10' as a percentage (10.0), from 0 to 100."""
     try:
         value = float(text.strip().removesuffix("%").strip())
     except ValueError:
         value = -1.0
-    if not 0 < value < 100:
-        raise ValueError("a percentage above 0 and below 100, such as 10 %")
-    return value / 100
+    if not 0 <= value <= 100:
+        raise ValueError("a percentage from 0 to 100, such as 10 %")
+    return value
 
 
 def _non_negative_duration(text: str) -> float:
@@ -227,7 +227,7 @@ class Config:
     # with an array's one summary, a message of its own for each failed task too
     slurm_array_failures: bool = field(metadata=_key("slurm", "no", _yes_no, "array_failures"))
     # [pressure]: a node short of memory where your jobs run (nodes/pressure.py)
-    # available memory under this share of the node's is pressure (0.10 for 10 %)
+    # available memory under this share of the node's is pressure (a percentage: 10.0)
     warn_mem: float = field(metadata=_key("pressure", "10 %", _percent))
     # the watcher's alerts on nodes where your jobs run; no: none (the views still show it)
     pressure_alerts: bool = field(metadata=_key("pressure", "yes", _yes_no, "enabled"))

@@ -49,7 +49,9 @@ SNAPSHOT_SLACK = 5.0
 
 
 def settings(config: Config) -> rules.Settings:
-    return rules.Settings(warn_mem=config.warn_mem, warn_ahead=config.warn_ahead, cpu=config.pressure_cpu)
+    """The rules' settings from the config ([pressure] warn_mem is a percentage, the rules take a share)."""
+    return rules.Settings(warn_mem=config.warn_mem / 100, warn_ahead=config.warn_ahead,
+                          cpu=config.pressure_cpu)
 
 
 def parse_alive(text: str) -> dict[str, float]:

@@ -262,3 +262,80 @@ def test_a_job_ended_another_way_or_on_a_node_without_snapshot_gets_no_note(tmp_
     procs = _procs_dir(tmp_path, node.minute(0.04))
     assert pressure.after_kill(_killed("node9", node.t), procs, CONF) == []
     assert pressure.after_kill(_killed("../node3", node.t), procs, CONF) == []
+
+
+# -- in the watcher's loop ------------------------------------------------------------------
+
+
+def _watcher(root: Path) -> tuple[Any, Any, RecordingTarget]:
+    from fakes import FakeSource, FixedClock, HeldLease, inbox_target
+
+    from notifyd import paths
+    from notifyd.watcher.loop import Watcher
+
+    p = paths.resolve({"HOME": str(root), "NOTIFYD_HOST": "w"})
+    p.config_file.parent.mkdir(parents=True)
+    p.config_file.write_text("[notify]\ndigest_after = 100\n")
+    p.journal_dir.mkdir(parents=True)
+    url = RecordingTarget()
+    source = FakeSource()
+    w = Watcher(p, "w", config.load(p.config_file, {}), clock=FixedClock(),  # type: ignore[arg-type]
+                fence=HeldLease(), sources=[source],  # type: ignore[arg-type]
+                targets_=[inbox_target(), url], wake_up=False)
+    w.start()
+    return w, source, url
+
+
+def _deliver(w: Any) -> None:
+    w.round()
+    assert w.delivery.settle(w.state, w.targets, w.config, w.clock.now, timeout=10)
+
+
+def test_the_watchers_round_sends_the_alert_for_a_snapshot_in_its_procs_dir(tmp_path: Path) -> None:
+    from fakes import start_event
+
+    w, source, url = _watcher(tmp_path)
+    procs = w.paths.procs_dir(w.config.procs_dir)
+    procs.mkdir(parents=True)
+    (procs / "node2.json").write_text(json.dumps(Snapshots("node2").minute(0.03).data))
+    source.add(start_event("j1", ts=w.clock.now - 1))  # its host is node2
+    _deliver(w)
+    assert url.titles == ["⚠️ memory pressure on node2"]
+    assert w.state.pressure["node2"].open
+
+
+def test_a_failing_pressure_check_is_logged_and_the_round_still_delivers(tmp_path: Path,
+                                                                        caplog: Any) -> None:
+    from fakes import finish_event as finish
+    from fakes import start_event
+
+    w, source, url = _watcher(tmp_path)
+
+    def broken(*_args: Any, **_kw: Any) -> bool:
+        raise RuntimeError("a bug")
+
+    w.pressure.check = broken
+    procs = w.paths.procs_dir(w.config.procs_dir)
+    procs.mkdir(parents=True)
+    snap = {**Snapshots("node2").minute(0.5).data, "pids": [[4242, w.clock.now - 5]]}  # j2 is not lost
+    (procs / "node2.json").write_text(json.dumps(snap))
+    source.add(start_event("j1", ts=w.clock.now - 5), start_event("j2", ts=w.clock.now - 5),
+               finish("j1", ts=w.clock.now))
+    _deliver(w)
+    assert url.titles == ["✅ run j1 finished on node2"]
+    assert "error in the memory pressure check" in caplog.text
+
+
+def test_the_pressure_keys_are_read_from_the_config_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    from notifyd.errors import NotifydError
+
+    path = tmp_path / "notifyd.conf"
+    path.write_text("[pressure]\nwarn_mem = 7.5%\nwarn_ahead = 20m\nalert_every = 1h\ncpu = yes\n"
+                    "enabled = no\n")
+    conf = config.load(path, {})
+    assert (conf.warn_mem, conf.warn_ahead, conf.alert_every, conf.pressure_cpu, conf.pressure_alerts) == (
+        7.5, 1200.0, 3600.0, True, False)
+    assert pressure.settings(conf).warn_mem == 0.075
+    path.write_text("[pressure]\nwarn_mem = lots\n")
+    with pytest.raises(NotifydError, match=r"warn_mem = 'lots' is not valid: expected a percentage"):
+        config.load(path, {})
