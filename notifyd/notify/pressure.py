@@ -79,7 +79,7 @@ def _why(f: Finding, settings: rules.Settings) -> str:
     if "low" in f.kinds:
         said.append(f"under {percent(settings.warn_mem)} of its memory available")
     if "swap" in f.kinds:
-        said.append("swap use growing at every snapshot")
+        said.append("swap use growing")
     if "cpu" in f.kinds:
         said.append(_load(f.reading.now))
     return " · ".join(said)

@@ -21,6 +21,7 @@ watcher has the threshold at once and the trends after a few minutes).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -212,7 +213,10 @@ class Watch:
             hosts = ", ".join(f.host for f in found)
             log.warning("memory pressure alert for %s: %s", hosts,
                         "; ".join(f"{f.host} {'+'.join(f.kinds)}" for f in found))
-            routing.pressure_alert(state, targets, entry_id=f"pressure:{hosts}:{server_now:.0f}",
+            # The id names no host: host names come from spools and may hold any character,
+            # and the delivery journal keeps one id a line.
+            digest = hashlib.sha256(hosts.encode(errors="replace")).hexdigest()[:12]
+            routing.pressure_alert(state, targets, entry_id=f"pressure:{server_now:.0f}:{digest}",
                                    msg=words.alert(found, settings(config)), now=now)
         return bool(found) or before != {k: v.to_json() for k, v in state.pressure.items()}
 
