@@ -220,6 +220,14 @@ class Config:
     start_warning: bool = field(metadata=_key("pressure", "yes", _yes_no))
     # available memory under this share of the node's is pressure
     warn_mem: float = field(metadata=_key("pressure", "10 %", parse_percent))
+    # the watcher's alerts on nodes where your jobs run; no: none (the views still show it)
+    pressure_alerts: bool = field(metadata=_key("pressure", "yes", _yes_no, "enabled"))
+    # an alert when memory would run out within this long at the rate of the last snapshots
+    warn_ahead: float = field(metadata=_key("pressure", "15m", _duration))
+    # at most one memory alert (and one CPU alert) per node this often
+    alert_every: float = field(metadata=_key("pressure", "30m", _duration))
+    # also tell of a load over 2 x the cores for 10 minutes
+    pressure_cpu: bool = field(metadata=_key("pressure", "no", _yes_no, "cpu"))
 
     @property
     def pushes(self) -> bool:

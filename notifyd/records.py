@@ -383,6 +383,35 @@ class Budget:
         return cls(number(d, "tokens", what), number(d, "at", what))
 
 
+# -- memory pressure (watcher/pressure.py) ----------------------------------------------------
+
+
+@dataclass
+class NodePressure:
+    """One node's alerts: whether an episode is open (told, not over yet) and when it was last told.
+
+    Memory and CPU are told apart, each with its own episode; times are
+    the file server's, so a watcher on another host keeps the same pace.
+    """
+
+    open: bool = False
+    told_at: float = 0.0
+    cpu_open: bool = False
+    cpu_told_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, what: str = "a node's pressure") -> NodePressure:
+        d = mapping(data, what)
+        for key in ("open", "cpu_open"):
+            if not isinstance(d.get(key, False), bool):
+                raise StateFileError(f"{_where(what, key)} is not true or false")
+        return cls(d.get("open") is True, number(d, "told_at", what, default=0.0),
+                   d.get("cpu_open") is True, number(d, "cpu_told_at", what, default=0.0))
+
+
 @dataclass
 class Stats:
     events: int = 0

@@ -33,6 +33,7 @@ from notifyd.records import (
     FailedDelivery,
     Group,
     LostJob,
+    NodePressure,
     OutboxEntry,
     RunningJob,
     Stats,
@@ -79,6 +80,8 @@ class State:
     # Target key -> its masked URL, for the URLs configured now and those
     # deliveries still wait for: status can name a URL no longer configured.
     url_names: dict[str, str] = field(default_factory=dict)
+    # Host -> its memory pressure alerts (watcher/pressure.py): episodes and when last told.
+    pressure: dict[str, NodePressure] = field(default_factory=dict)
     stats: Stats = field(default_factory=Stats)
     saved_at: float = 0.0
     # Records skipped when the file was loaded, one sentence each (not saved).
@@ -102,6 +105,7 @@ class State:
             "backoff": {k: v.to_json() for k, v in self.backoff.items()},
             "failed": [f.to_json() for f in self.failed[-FAILED_KEEP:]],
             **({"url_names": self.url_names} if self.url_names else {}),
+            **({"pressure": {k: v.to_json() for k, v in self.pressure.items()}} if self.pressure else {}),
             "stats": self.stats.to_json(),
         }
 
@@ -146,6 +150,7 @@ class State:
         state.backoff = each("backoff", Backoff.from_json)
         state.failed = listed("failed", FailedDelivery.from_json)
         state.url_names = each("url_names", _name)
+        state.pressure = each("pressure", NodePressure.from_json)
         try:
             state.stats = Stats.from_json(data.get("stats"))
         except StateFileError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from notifyd import fsutil
+from notifyd.nodes import history
 
 # The snapshot format `notifyd snapshot` writes. It lives here, with the
 # reader, so that the watcher (which reads snapshots to judge lost jobs) does
@@ -79,6 +80,21 @@ class Node:
             return "idle"
         return "mixed"
 
+    @property
+    def history(self) -> list[history.Sample]:
+        """The node's recent moments, oldest first, ending with this snapshot's (nodes/history.py)."""
+        return history.samples(self.data)
+
+    def memory_users(self, n: int = 3) -> list[tuple[str, int, int]]:
+        """(user, processes, RSS bytes) of the users holding the most memory, biggest first."""
+        users = self.data.get("users") or {}
+        ranked = []
+        for name, v in users.items():
+            rss, procs = v.get("rss", 0), v.get("procs", 0)
+            if _in_range(rss) and _in_range(procs) and rss > 0:
+                ranked.append((str(name), int(procs), int(rss)))
+        return sorted(ranked, key=lambda item: -item[2])[:n]
+
     def top_users(self, n: int = 3) -> list[tuple[str, float]]:
         """Users by CPU in cores, busiest first."""
         users = self.data.get("users") or {}
@@ -136,7 +152,7 @@ def _problem(data: Any) -> str | None:
         if not all(_in_range(row[k]) for k in ("pid", "cpu", "mem", "rss", "elapsed")):
             return f"process {row['pid']}: a number out of range"
     # Optional fields: absent is fine, present must be usable.
-    for key in ("swap_used", "cpu_busy", "boot_time"):
+    for key in ("swap_used", "swap_total", "cpu_busy", "boot_time"):
         if key in data and not _in_range(data[key]):
             return f"field {key!r} is not a number in range"
     for name, user in data["users"].items():
@@ -148,6 +164,10 @@ def _problem(data: Any) -> str | None:
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and _in_range(p[0])
             and _in_range(p[1]) for p in pids):
         return "field 'pids' is not a list of [pid, start time] pairs"
+    if "history" in data:
+        trouble = history.problem(data["history"])
+        if trouble:
+            return trouble
     gpus = data.get("gpus", [])
     if not isinstance(gpus, list) or not all(
             isinstance(g, dict) and _in_range(g.get("util", 0)) and isinstance(g.get("procs", []), list)

@@ -23,6 +23,7 @@ import psutil
 
 from notifyd import fsutil, procfs
 from notifyd.errors import NotifydError
+from notifyd.nodes import history, reader
 from notifyd.nodes.reader import SCHEMA_VERSION
 
 CMD_MAX = 200  # characters of a command line kept per process
@@ -115,6 +116,7 @@ def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
     time.sleep(interval)
 
     vm = psutil.virtual_memory()
+    swap = psutil.swap_memory()
     boot = psutil.boot_time()
     now = time.time()
     procs, scan = _scan(primed, boot)
@@ -129,7 +131,8 @@ def take(interval: float, min_cpu: float, top: int) -> dict[str, Any]:
         "load": [round(x, 2) for x in os.getloadavg()],
         "mem_total": vm.total,
         "mem_available": vm.available,
-        "swap_used": psutil.swap_memory().used,
+        "swap_used": swap.used,
+        "swap_total": swap.total,
         "cpu_busy": round(sum(p.cpu_shown for p in procs) / 100.0, 2),  # cores' worth in use
         "users": _per_user(procs),
         "procs": [_row(p, vm.total, now) for p in _select(procs, min_cpu, top)],
@@ -238,6 +241,16 @@ def file_mode_for(directory: Path) -> int:
     if dmode & (stat.S_IROTH | stat.S_IXOTH) == (stat.S_IROTH | stat.S_IXOTH):
         mode |= stat.S_IROTH
     return mode
+
+
+def with_history(directory: Path, host: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """`snapshot` with the node's recent rows carried from its previous file (nodes/history.py).
+
+    The previous file is read like any other snapshot in a shared directory
+    (nodes/reader.py): one that is not a valid snapshot starts the history afresh.
+    """
+    previous, _mtime, _why = reader.read_one(directory / f"{host}.json")
+    return {**snapshot, "history": history.carry(previous, snapshot)}
 
 
 def write(directory: Path, host: str, snapshot: dict[str, Any]) -> Path:

@@ -7,7 +7,8 @@ reads), whatever else happens. For each URL (a push target):
     `min_duration`; a job of a group (`pingch -g`) is told in its group's
     summary instead;
   * tags decide what the URL takes (targets.Target.wants): `failure` only
-    failures, `digest` only digests and group summaries;
+    failures, `digest` only digests and group summaries, `pressure` only
+    memory pressure alerts (`nopressure` all but those);
   * the first `digest_after` jobs in `digest_window` go out one message each;
     later ones wait in the URL's batch, which goes out once no job has ended
     for `digest_quiet` (or the window is over): a batch of one as the job's
@@ -171,6 +172,19 @@ def notice(state: State, targets: list[Target], *, entry_id: str, title: str, bo
         return
     keys = [t.key for t in push_targets(targets) if t.wants("job", failed=True)]
     msg = message.Message(defuse.line(title), defuse.defuse(body), "warning")
+    state.outbox.append(_entry(entry_id, [], msg, [INBOX_KEY, *keys], now))
+
+
+def pressure_alert(state: State, targets: list[Target], *, entry_id: str, msg: message.Message,
+                   now: float) -> None:
+    """A node short of memory where the user's jobs run: the inbox and the URLs that take such alerts.
+
+    Not counted in digest windows (it is about no job's end); the URL's
+    rate budget holds it like any message.
+    """
+    if any(e.id == entry_id for e in state.outbox):
+        return
+    keys = [t.key for t in push_targets(targets) if t.wants("pressure", failed=False)]
     state.outbox.append(_entry(entry_id, [], msg, [INBOX_KEY, *keys], now))
 
 

@@ -35,8 +35,9 @@ from notifyd.records import OutboxEntry
 
 INBOX_KEY = "inbox"
 # What a message is about: one job's end, many jobs' (a digest), a group's
-# summary, a job's start. Not its severity (Apprise's notify type).
-MessageKind = Literal["job", "digest", "group", "start"]
+# summary, a job's start, a node short of memory where jobs run. Not its
+# severity (Apprise's notify type).
+MessageKind = Literal["job", "digest", "group", "start", "pressure"]
 
 
 def display_url(private: str, public: str) -> str:
@@ -84,6 +85,9 @@ def url_key(url: str) -> str:
 # Apprise tags that route (README "Routing with tags"); any other tag is the user's own.
 FAILURE_TAG = "failure"  # failures only (failed or lost jobs, digests and groups with failures)
 DIGEST_TAG = "digest"  # digests and group summaries only, never a single job's message
+# Memory pressure alerts (watcher/pressure.py) only, alone; added to failure or digest, those too.
+PRESSURE_TAG = "pressure"
+NO_PRESSURE_TAG = "nopressure"  # everything the URL would take but memory pressure alerts
 DEFAULT_LIMIT = 32768  # characters per message where a service names no limit
 # Answers that no retry will change: a wrong or revoked token (401, 403), a
 # webhook or room that does not exist (404, 410), a request the service
@@ -142,11 +146,18 @@ class Target:
         raise NotImplementedError
 
     def wants(self, what: MessageKind, failed: bool) -> bool:
-        """Does this target take a message of this kind ("job", "digest", "group", "start")?
+        """Does this target take a message of this kind ("job", "digest", "group", "start", "pressure")?
 
         A "job" for a digest-only target is not refused: it waits for the next
-        digest (the watcher batches it).
+        digest (the watcher batches it). Pressure alerts go to untagged URLs
+        and to those tagged `pressure`; a URL tagged `pressure` and no other
+        routing tag takes nothing else.
         """
+        routed = self.tags & {FAILURE_TAG, DIGEST_TAG}
+        if what == "pressure":
+            return NO_PRESSURE_TAG not in self.tags and (PRESSURE_TAG in self.tags or not routed)
+        if PRESSURE_TAG in self.tags and not routed:
+            return False
         if FAILURE_TAG in self.tags and not failed:
             return False
         return not (what == "start" and DIGEST_TAG in self.tags)

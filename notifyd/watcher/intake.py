@@ -10,7 +10,9 @@ the inbox, which holds every notification ever made, knows it.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from notifyd import state
@@ -18,6 +20,7 @@ from notifyd.config import Config
 from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
 from notifyd.records import RunningJob
+from notifyd.watcher import pressure
 from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.sources import slurm as slurm_source
 from notifyd.watcher.sources.base import EventSource
@@ -154,10 +157,17 @@ class Intake:
         was_lost = st.lost.pop(job, None)
         if was_lost:
             ev = {**ev, "was_lost": was_lost.reason}
-        msg = message.finished(ev)
+        msg = self._with_memory_note(message.finished(ev), ev, config)
         st.remember_done(job, float(ev["ts"]))
         self.inbox_ids.add(job)
         routing.job_ended(st, to, config, entry_id=f"{job}:finish", ev=ev, msg=msg, now=now)
+
+    def _with_memory_note(self, msg: message.Message, ev: dict[str, Any], config: Config) -> message.Message:
+        """A job killed by SIGKILL on a node short of memory says so, with the node's state (pressure.py)."""
+        if ev.get("signal") != signal.SIGKILL or ev.get("slurm_state"):
+            return msg
+        lines = pressure.after_kill(ev, self.paths.procs_dir(config.procs_dir), config)
+        return replace(msg, body="\n".join([msg.body, *lines])) if lines else msg
 
     def _close_slurm_job(self, st: state.State, ev: dict[str, Any]) -> dict[str, Any]:
         """A job's end from the scheduler closes every running entry of that job.

@@ -7,7 +7,8 @@ the wake-up FIFO), with the round's clock read once and passed down:
   3. poll every source that is due (sources/: the spool files, the legacy
      file), pair starts and finishes, route a notification for each
      finished job into the outbox; save the state before anything is sent;
-  4. every 30 s, judge running jobs lost (lost.py); save;
+  4. every 30 s, judge running jobs lost (lost.py), and tell of memory
+     pressure on the nodes where they run (pressure.py); save;
   5. turn due digest batches and finished groups into messages; save;
   6. deliver due outbox entries (delivery.py), journalling each success;
      save what was delivered or given up.
@@ -39,7 +40,7 @@ from notifyd.notify import inbox, message, routing, targets
 from notifyd.paths import Paths
 from notifyd.pingch import facts as pingch_facts
 from notifyd.spool import wake
-from notifyd.watcher import drop, launch, lease, lost, proctitle
+from notifyd.watcher import drop, launch, lease, lost, pressure, proctitle
 from notifyd.watcher.clock import Clock, Round
 from notifyd.watcher.delivery import Delivery
 from notifyd.watcher.intake import Intake
@@ -100,6 +101,8 @@ class Watcher:
         self._wake_up = wake_up
         self.intake = Intake(paths, self.clock, self._given_sources)
         self._next_lost_check = 0.0
+        self.pressure = pressure.Watch(str(paths.alive_dir))
+        self._nodes: tuple[Round | None, dict[str, nodes.Node]] = (None, {})
         self._save_pending = False  # a save failed: the next round saves before it delivers
 
     # -- start and stop -------------------------------------------------------
@@ -300,7 +303,7 @@ class Watcher:
             self._save()
         if moment.tick >= self._next_lost_check:
             self._next_lost_check = moment.tick + min(LOST_CHECK_EVERY, self.config.lost_grace)
-            if self.find_lost(moment):
+            if self.find_lost(moment) | self.check_pressure(moment):
                 self._save()
         if routing.flush(self.state, self.targets, self.config, moment.now):
             self._save()
@@ -399,14 +402,36 @@ class Watcher:
         """One event, as if a source had just read it (tests, and the SLURM merge)."""
         self.intake.handle(self.state, ev, to=self.targets, config=self.config, now=now)
 
+    def _snapshots(self, moment: Round) -> dict[str, nodes.Node]:
+        """Every node's snapshot by host, read once a round (the lost and pressure checks share it)."""
+        if self._nodes[0] is not moment:
+            found, _notes = nodes.load(self.paths.procs_dir(self.config.procs_dir),
+                                       self.config.stale_after, self.host)
+            self._nodes = (moment, {n.host: n for n in found})
+        return self._nodes[1]
+
+    def check_pressure(self, moment: Round | None = None) -> bool:
+        """Alert the user of memory pressure on nodes where their jobs run; True if the state changed.
+
+        A failure here is logged and the round goes on: deliveries must not
+        wait for an optional check.
+        """
+        moment = moment or Round(self.clock)
+        if not self.config.pressure_alerts or not any(not j.owned for j in self.state.running.values()):
+            return False
+        try:
+            return self.pressure.check(self.state, self._snapshots(moment), self.targets, self.config,
+                                       server_now=moment.server_now, now=moment.now)
+        except Exception:
+            log.exception("error in the memory pressure check; trying again at the next one")
+            return False
+
     def find_lost(self, moment: Round | None = None) -> bool:
         """Report running jobs whose finish will never come; True if the state changed."""
         moment = moment or Round(self.clock)
         if not any(not job.owned for job in self.state.running.values()):
             return False
-        found, _notes = nodes.load(self.paths.procs_dir(self.config.procs_dir),
-                                   self.config.stale_after, self.host)
-        evidence = lost.Evidence({n.host: n for n in found}, str(self.paths.events_dir),
+        evidence = lost.Evidence(self._snapshots(moment), str(self.paths.events_dir),
                                  str(self.paths.alive_dir), moment.server_now)
         changed, gone = lost.sweep(self.state, evidence, grace=self.config.lost_grace,
                                    silent_after=self.config.host_silent_after)

@@ -19,7 +19,7 @@ from fuzz.hostile import cases, json_value, odd_value, spoiled, text
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from notifyd.nodes import reader
+from notifyd.nodes import pressure, reader
 from notifyd.records import RunningJob
 from notifyd.watcher import lost
 
@@ -32,11 +32,20 @@ SNAPSHOT: dict[str, Any] = {
     "mem_available": 2**34, "swap_used": 0, "cpu_busy": 1.0,
     "users": {"ana": {"procs": 3, "cpu": 99.5, "rss": 123456}}, "procs": [ROW],
     "pids": [[4242, NOW - 60], [1, NOW - 86400]], "scan": {"seen": 200, "vanished": 0, "denied": 0},
-    "gpus": [{"index": 0, "util": 50, "procs": [4242]}],
+    "gpus": [{"index": 0, "util": 50, "procs": [4242]}], "swap_total": 2**33,
+    "history": [[NOW - 120, 2**34, 2**35, 0, 2**33, 1.0, 8],
+                [NOW - 60, 2**33, 2**35, None, None, None, None]],
 }
 TOP_KEYS = sorted(SNAPSHOT)
 # Fields the reader may not check at all, and the judge reads.
-LOOSE_KEYS = ["boot_time", "cpu_busy", "gpus", "interval", "pids", "sample_started", "scan", "swap_used"]
+LOOSE_KEYS = ["boot_time", "cpu_busy", "gpus", "history", "interval", "pids", "sample_started", "scan",
+              "swap_total", "swap_used"]
+
+
+def _odd_row() -> st.SearchStrategy[list[Any]]:
+    """A history row with some of its numbers odd (None where one was removed)."""
+    row = dict(zip("0123456", SNAPSHOT["history"][0], strict=True))
+    return spoiled(row, list(row)).map(lambda d: [d.get(str(i)) for i in range(7)])
 
 
 def _nested() -> st.SearchStrategy[dict[str, Any]]:
@@ -49,6 +58,8 @@ def _nested() -> st.SearchStrategy[dict[str, Any]]:
         st.lists(st.one_of(st.tuples(st.just(4242), odd_value()).map(list), st.lists(odd_value(), max_size=3),
                            odd_value()), max_size=3).map(lambda p: {**SNAPSHOT, "pids": p}),
         odd_value().map(lambda v: {**SNAPSHOT, "load": [v, 0, 0]}),
+        st.lists(st.one_of(st.lists(odd_value(), min_size=7, max_size=7), _odd_row(), odd_value()),
+                 max_size=4).map(lambda rows: {**SNAPSHOT, "history": rows}),
     )
     return st.one_of(spoiled(SNAPSHOT, TOP_KEYS), spoiled(SNAPSHOT, LOOSE_KEYS, 2), inner)
 
@@ -94,9 +105,13 @@ def _make(directory: Path, name: str, kind: str, content: bytes) -> None:
 
 
 def _use(node: reader.Node) -> None:
-    """Everything the node view and the lost judge read from an accepted node."""
+    """Everything the node view, the lost judge and the pressure rules read from an accepted node."""
     _ = (node.cores, node.busy_cores, node.free_cores, node.mem_total, node.mem_free, node.gpus,
-         node.state, node.top_users())
+         node.state, node.top_users(), node.memory_users(), pressure.direction(node.history))
+    for settings in (pressure.Settings(0.1, 900.0, cpu=True), pressure.Settings(0.0, 1e-9)):
+        reading = pressure.judge(node.history, settings)
+        assert reading is not None
+        pressure.recovered(reading, settings)
     for start in (None, 0.0, NOW - 60, NOW - 3600, 2.0**62):
         job = RunningJob(host=node.host, pid=4242, start_ts=start)
         lost.judge(job, node, 0.0, None, grace=120.0, silent_after=900.0)

@@ -418,12 +418,45 @@ def test_nodes_json_has_documented_keys(three_nodes: tuple[Home, Path]) -> None:
     assert [n["node"] for n in nodes] == ["node-a", "node-b", "node-c"]
     for n in nodes:
         assert set(n) == {"source", "node", "state", "age", "cores", "busy_cores", "free_cores", "load",
-                          "mem_total", "mem_free", "gpus_busy", "gpus", "top_users"}
+                          "mem_total", "mem_free", *PRESSURE_KEYS, "gpus_busy", "gpus", "top_users"}
         assert n["source"] == "snapshot"
         assert n["state"] in {"idle", "mixed", "busy"}
         assert n["cores"] == psutil.cpu_count()
         assert n["gpus"] == 0
         assert all(set(u) == {"user", "cores"} for u in n["top_users"])
+
+
+PRESSURE_KEYS = {"mem_used_percent", "mem_trend", "mem_use_per_min", "mem_minutes_left", "swap_used",
+                 "swap_total", "swap_growing", "pressure", "history_points"}
+
+
+def _falling(host: str, shares: list[float]) -> dict[str, Any]:
+    """A snapshot whose history shows available memory at `shares` of 64 GiB, a minute apart."""
+    doc = node_doc(host, mem_available=int(shares[-1] * 64 * GiB))
+    doc["history"] = [[doc["time"] - 60 * (len(shares) - 1 - i), s * 64 * GiB, 64 * GiB, 0, 0, 1.0, 8]
+                      for i, s in enumerate(shares)]
+    return doc
+
+
+def test_nodes_shows_memory_in_use_and_its_trend_within_80_columns(home: Home, shared: Path) -> None:
+    (shared / "node-fill.json").write_text(json.dumps(_falling("node-fill", [0.5, 0.4, 0.3, 0.2, 0.1])))
+    (shared / "node-calm.json").write_text(json.dumps(_falling("node-calm", [0.5] * 5)))
+    write_node(shared, "node-new")  # no history yet: no arrow
+    code, out, err = home.notifyd("nodes")
+    assert code == 0, err
+    assert out.splitlines()[0].split()[4:6] == ["USED/TOTAL", "MEM"]
+    lines = nodes_lines(out)
+    assert lines["node-fill"][4] == "90%↑" and lines["node-calm"][4] == "50%→"
+    assert lines["node-new"][4] == "6%"  # no history yet: no arrow
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_nodes_json_gives_the_pressure_figures(home: Home, shared: Path) -> None:
+    (shared / "node-fill.json").write_text(json.dumps(_falling("node-fill", [0.5, 0.4, 0.3, 0.2, 0.08])))
+    node = nodes_json(home.env)["node-fill"]
+    assert node["mem_used_percent"] == 92.0 and node["mem_trend"] == "rising"
+    assert node["pressure"] == ["low", "ahead"] and node["history_points"] == 5
+    assert 5 * GiB < node["mem_use_per_min"] < 7 * GiB and 0 < node["mem_minutes_left"] < 2
 
 
 def test_procs_leaves_the_shared_dir_as_it_found_it(three_nodes: tuple[Home, Path]) -> None:
@@ -891,7 +924,7 @@ def test_snapshot_records_each_gpu_with_the_processes_using_it(home: Home, tmp_p
     assert gpu0["procs"] == [{"pid": 4242, "mem": 10200 * 1024**2}]
     assert gpu1["procs"] == []
     lines = nodes_lines(home.notifyd("nodes")[1])
-    assert lines[home.host][4] == "1/2"  # one of two GPUs busy
+    assert lines[home.host][5] == "1/2"  # one of two GPUs busy
 
 
 def test_processes_the_snapshot_could_not_read_are_counted_in_the_header(

@@ -18,6 +18,7 @@ def command(
     if not cfg.procs_dir:
         paths.private_dir(directory)  # the private default is ours to create
     data = snapshot.take(interval or cfg.snapshot_interval, cfg.snapshot_min_cpu, cfg.snapshot_top)
+    data = snapshot.with_history(directory, host, data)  # what the pressure trend needs
     target = snapshot.write(directory, host, data)
     scan = data["scan"]
     typer.echo(f"wrote {target}: {scan['seen']} processes ({len(data['procs'])} listed, "
