@@ -202,13 +202,17 @@ def test_job_killed_together_with_pingch_is_reported_lost_process_gone(
 
 
 def test_running_job_is_never_called_lost_and_its_finish_comes_once(
-        hosts: Hosts, receiver: Receiver) -> None:
+        hosts: Hosts, receiver: Receiver, tmp_path: Path) -> None:
     a, _b = _lost_setup(hosts, receiver)
-    job = _start_job(a, "-t", "steady", "sleep", "9")
+    # The job runs until the test opens the gate: under load a fixed sleep could
+    # end it before the checks below, and its finish would be read as a lost call.
+    gate = tmp_path / "go"
+    job = _start_job(a, "-t", "steady", "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.1; done")
     time.sleep(6)
     _snapshot(a)  # lists the job's process
     time.sleep(2.5)  # several lost checks with a 1 s grace
     assert receiver.bodies() == []
+    gate.touch()
     assert job.wait(timeout=30) == 0
     bodies = receiver.wait_for(1)
     time.sleep(1)
