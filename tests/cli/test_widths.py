@@ -89,3 +89,20 @@ def test_a_status_line_is_wrapped_under_the_values_and_long_words_kept_whole(
     assert lines[0].startswith("config:     word") and len(lines[0]) <= WIDTH
     assert all(line.startswith(" " * 12) for line in lines[1:])
     assert lines[-1] == " " * 12 + path  # whole, so it can be copied
+
+
+@pytest.mark.parametrize("pad", range(0, 40, 3))
+def test_a_command_to_type_is_never_split_across_lines(capsys: pytest.CaptureFixture[str], pad: int) -> None:
+    # CI's clone lives deeper than a checkout here, so its hint wrapped between "notifyd" and "ensure".
+    command = "/check/" + "d" * pad + "/.venv/bin/notifyd ensure"
+    status._say(f"watcher:    not running; start it with: {command}", whole=(command,))
+    out = capsys.readouterr().out
+    assert command in out.splitlines()[-1]
+    assert _too_wide(out) == [] or out.splitlines()[-1].strip() == command
+
+
+def test_a_nul_in_a_wrapped_line_is_shown_escaped_not_turned_into_a_space(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status._say("state:      " + "word " * 15 + "a\0b notifyd drop", whole=("notifyd drop",))
+    out = capsys.readouterr().out
+    assert "a\\x00b notifyd drop" in out and "\0" not in out

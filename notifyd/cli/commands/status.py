@@ -151,7 +151,7 @@ def _print(report: dict[str, Any]) -> None:
     if w is None or not w["running"]:
         state_text = "not running" if w is None or w["released"] else (
             f"not running (pid {w['pid']} on {w['host']} silent for {w['heartbeat_age']:.0f} s)")
-        _say(f"watcher:    {state_text}; start it with: {ensure_hint()}")
+        _say(f"watcher:    {state_text}; start it with: {ensure_hint()}", whole=(ensure_hint(),))
     else:
         since = _local(w["since"])
         _say(f"watcher:    running on {w['host']}, pid {w['pid']}, since {since} "
@@ -187,7 +187,8 @@ def _print(report: dict[str, Any]) -> None:
             _say(f"{line}; failing, retried in {wait:.0f} s:")
             _say(f"    {u['reason']}")
     elif not report["config_error"]:
-        _say("URLs:       none, so nothing is being pushed: notifications go to notifyd inbox")
+        _say("URLs:       none, so nothing is being pushed: notifications go to notifyd inbox",
+             whole=("notifyd inbox",))
         for line in init_hint():
             _say("            " + line)
     if report["config_error"]:
@@ -218,20 +219,26 @@ def _print_unconfigured(waiting: list[dict[str, Any]]) -> None:
         _say(f"            {what} for a URL no longer configured:")
         _say(f"              {url}")
         _say(f"              given up {when}; to drop {'it' if item['pending'] == 1 else 'them'} "
-             "now: notifyd drop")
+             "now: notifyd drop", whole=("notifyd drop",))
 
 
-def _say(line: str) -> None:
+def _say(line: str, whole: tuple[str, ...] = ()) -> None:
     """One line for the terminal, wrapped at 80 columns under the values.
 
     A word longer than that (a path, a masked URL) is kept whole, so it can
-    still be copied; a lone surrogate (a job title's undecodable byte) is
-    shown escaped.
+    still be copied, and so is each command in `whole`: a hint split as
+    "notifyd" on one line and "ensure" on the next is typed wrong. A lone
+    surrogate (a job title's undecodable byte) is shown escaped.
     """
     line = line.encode("utf-8", "backslashreplace").decode("utf-8")
     if len(line) > WIDTH:
+        # A NUL joins a command's words while wrapping; one already in the
+        # line is shown escaped first, so only ours turn back into spaces.
+        line = line.replace("\0", "\\x00")
+        for command in whole:
+            line = line.replace(command, command.replace(" ", "\0"))
         line = "\n".join(textwrap.wrap(line, WIDTH, subsequent_indent=_INDENT, break_long_words=False,
-                                       break_on_hyphens=False))
+                                       break_on_hyphens=False)).replace("\0", " ")
     typer.echo(line)
 
 
