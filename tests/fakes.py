@@ -90,6 +90,19 @@ class FixedClock:
         return self.now
 
 
+
+def settled_rounds(watcher: Any, clock: FixedClock, n: int = 1, step: float = 0.5) -> None:
+    """n rounds of an in-process watcher, each followed by its couriers' answers.
+
+    Sends run on their own threads, so a round alone does not say what was
+    delivered; settling waits for them before the clock moves on.
+    """
+    for _ in range(n):
+        watcher.round()
+        assert watcher.delivery.settle(watcher.state, watcher.targets, watcher.config, clock.now, timeout=10)
+        clock.advance(step)
+
+
 class HeldLease:
     """The lease, always ours until the test sets `lost`."""
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import FakeSource, FixedClock, HeldLease, RecordingTarget, finish_event, inbox_target
+from fakes import (
+    FakeSource,
+    FixedClock,
+    HeldLease,
+    RecordingTarget,
+    finish_event,
+    inbox_target,
+    settled_rounds,
+)
 
 from notifyd import config, paths, state
 from notifyd.notify.deliveries import Deliveries
@@ -41,11 +49,7 @@ class Lab:
         self.w.start()
 
     def rounds(self, n: int = 1, step: float = 0.5) -> None:
-        w = self.w
-        for _ in range(n):
-            w.round()
-            assert w.delivery.settle(w.state, w.targets, w.config, self.clock.now, timeout=10)
-            self.clock.advance(step)
+        settled_rounds(self.w, self.clock, n, step)
 
     def job_waiting_for_gone(self) -> None:
         """A job delivered to `kept` whose delivery to `gone` failed; then `gone` is removed."""

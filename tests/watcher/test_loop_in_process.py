@@ -9,7 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakes import FakeSource, FixedClock, HeldLease, RecordingTarget, finish_event, inbox_target, start_event
+from fakes import (
+    FakeSource,
+    FixedClock,
+    HeldLease,
+    RecordingTarget,
+    finish_event,
+    inbox_target,
+    settled_rounds,
+    start_event,
+)
 
 from notifyd import config, paths, state
 from notifyd.notify.targets import Sent
@@ -42,12 +51,7 @@ class Lab:
         return w
 
     def rounds(self, n: int = 1, step: float = 0.5) -> None:
-        """n rounds, each followed by the couriers' answers (sends run on their own threads)."""
-        w = self.watcher
-        for _ in range(n):
-            w.round()
-            assert w.delivery.settle(w.state, w.targets, w.config, self.clock.now, timeout=10)
-            self.clock.advance(step)
+        settled_rounds(self.watcher, self.clock, n, step)
 
     def saved(self) -> state.State:
         return state.load(self.paths.state_file, self.paths.journal_dir)
