@@ -132,6 +132,30 @@ def test_failed_carries_its_exit_code() -> None:
     assert message.finished(ev).title.endswith("failed: exit 3")
 
 
+def test_an_end_waits_briefly_for_accountings_final_line_and_then_takes_its_figures() -> None:
+    # slurmdbd learns of the end a moment after the controller: sacct first says still running, 0:0.
+    lab = Lab(interval=60)
+    lab.poll(line(1, "RUNNING"))
+    ended = line(1, "FAILED", exit_raw=768, reason="NonZeroExitCode")
+    assert lab.poll(ended, sacct=acct("1", 1, "RUNNING")) == []
+    assert lab.source._next - (lab.now - 2) == 1  # asked again soon, not an interval later
+    final = acct("1", 1, "FAILED", "3:0", steps=[("batch", "3:0", "4432K")])
+    (ev,) = [e for e in lab.poll(ended, sacct=final) if e["ev"] == "finish"]
+    assert (ev["exit"], ev["maxrss_kb"]) == (3, 4432)
+
+
+def test_an_accounting_line_that_stays_unfinished_is_not_believed_over_the_controller() -> None:
+    lab = Lab(interval=60)
+    lab.poll(line(1, "RUNNING"))
+    ended = line(1, "FAILED", exit_raw=768, reason="NonZeroExitCode")
+    told: list[dict[str, Any]] = []
+    for _ in range(8):  # 16 s of polls, past the wait
+        told += [e for e in lab.poll(ended, sacct=acct("1", 1, "RUNNING")) if e["ev"] == "finish"]
+    (ev,) = told
+    assert (ev["exit"], Outcome.of(ev)) == (3, Outcome.FAILED) and "maxrss_kb" not in ev
+    assert message.finished(ev).title.endswith("failed: exit 3")
+
+
 def test_failed_with_0_9_is_a_sigkill_whatever_the_reason_says() -> None:
     ev = end_of("FAILED", exit_raw=9, reason="JobLaunchFailure")
     assert (ev["exit"], ev["signal"]) == (None, 9)

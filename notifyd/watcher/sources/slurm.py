@@ -57,6 +57,10 @@ FLOOR = 1.0  # never poll more often than this, whatever the config or MinJobAge
 # the one message (pingch's and the scheduler's word) goes out about a second after
 # the job ends, not up to an interval later; a few calls per burst, never one per job.
 HURRY_FIRST = 0.5
+# slurmdbd writes a job's final line a moment after the controller has ended it (it
+# gets the end through a queue): until then sacct shows the job still running, exit
+# 0:0 and no totals. An end waits this long at most for that line, polled soon.
+ACCT_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,11 @@ class SlurmSource:
                            max(float(cur.get("interval") or 0) * 2, self.ceiling(cur, idle=False)))
         cur["interval"] = round(interval, 1)
         with self._lock:
-            if self._hurry and cur.get("held") and not failed:
+            # An end waiting for accounting's final line hurries the polls too (for ACCT_WAIT at most).
+            settling = any(v.get("acct_wait") and not v.get("told") for v in (cur.get("jobs") or {}).values())
+            if settling and not self._hurry:
+                self._hurry = HURRY_FIRST
+            if self._hurry and (cur.get("held") or settling) and not failed:
                 self._hurry = max(FLOOR, self._hurry * 2) if self._hurry < interval else 0.0
                 wait = min(interval, self._hurry or interval)
             else:
@@ -369,6 +377,12 @@ class Pass:
 
     def _ended(self, job: QueueJob, entry: dict[str, Any]) -> None:
         acct = self.snap.acct.get(job.job_id)
+        if acct is not None and acct.state != job.state:
+            since = float(entry.setdefault("acct_wait", round(self.snap.at, 3)))
+            if self.snap.at - since < ACCT_WAIT:
+                return  # accounting's line is not final yet: asked again at the next poll, soon
+            if not states.is_end(acct.state):
+                acct = None  # still not final: told from squeue alone (its exit is the controller's)
         ev = self._base(job, "finish", job.end or self.snap.at, entry)
         ev.update(slurm_state=job.state, slurm_reason=job.reason)
         # Never ran: no node was ever given to it. (A job last seen pending may have run
