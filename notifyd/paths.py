@@ -149,13 +149,15 @@ class Paths:
 
         return Path(configured) if configured else self.state_dir / "procs"
 
-    def private_dir(self, path: "Path") -> "Path":
+    def private_dir(self, path: "Path", *, in_place: bool = False) -> "Path":
         """Create one of notifyd's directories (0700 from the state dir down), never the home.
 
         A watcher whose home was deleted while it started must not bring it
         back (it would heartbeat there for good): FileNotFoundError instead.
+        `in_place`: the state dir must be there already (a watcher that holds
+        its lease made it; deleted since, it stays deleted).
         """
-        ensure_private_dir(path, self.state_dir, self.home)
+        ensure_private_dir(path, self.state_dir, self.home, make_top=not in_place)
         return path
 
     def wake_fifo(self, host: str) -> "Path":
@@ -246,20 +248,23 @@ def user_name(env: "Mapping[str, str] | None" = None) -> str:
 
 
 def ensure_private_dir(path: str | os.PathLike[str], top: str | os.PathLike[str],
-                       home: str | os.PathLike[str] = "") -> None:
+                       home: str | os.PathLike[str] = "", *, make_top: bool = True) -> None:
     """Create `path` as 0700, and every missing directory from `top` down to it.
 
     Labmates can read a careless home, so notifyd's own directories are 0700;
     parents above `top` (~/.local/state) get the default mode, as mkdir -p
     gives (os.makedirs applies `mode` to the last directory only). With
     `home`, that directory itself is never created: a home deleted (or not
-    mounted yet) stays missing, and FileNotFoundError says so.
+    mounted yet) stays missing, and FileNotFoundError says so. Without
+    `make_top`, `top` itself is never created either.
     """
     path, top = os.fspath(path), os.fspath(top)
     if os.path.isdir(path):
         return
     if path != top:
-        ensure_private_dir(os.path.dirname(path), top, home)
+        ensure_private_dir(os.path.dirname(path), top, home, make_top=make_top)
+    elif not make_top:
+        raise FileNotFoundError(2, "the directory is gone", path)  # 2: ENOENT
     else:
         _make_parents(os.path.dirname(path), os.fspath(home).rstrip("/"))
     try:

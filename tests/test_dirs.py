@@ -17,6 +17,7 @@ import itertools
 import os
 import pwd
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -233,6 +234,20 @@ def test_a_home_that_is_gone_is_not_made_again(tmp_path: Path) -> None:
         p.private_dir(p.lease_dir)
     assert caught.value.filename == str(tmp_path / "gone")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_made_in_place_never_brings_back_a_deleted_state_dir(tmp_path: Path) -> None:
+    # A watcher that holds its lease makes its wake-up dir in place: a state dir
+    # deleted meanwhile stays deleted (the watcher then stops, recreating nothing).
+    p = paths.resolve({"HOME": str(tmp_path)})
+    p.private_dir(p.lease_dir)
+    p.private_dir(p.state_dir / "wake", in_place=True)
+    assert (p.state_dir / "wake").is_dir()
+    shutil.rmtree(p.state_dir)
+    with pytest.raises(FileNotFoundError) as caught:
+        p.private_dir(p.state_dir / "wake", in_place=True)
+    assert caught.value.filename == str(p.state_dir)
+    assert not p.state_dir.exists() and p.state_dir.parent.is_dir()
 
 
 def test_a_state_dir_outside_the_home_is_made_with_all_its_parents(tmp_path: Path) -> None:

@@ -183,7 +183,11 @@ class Watcher:
 
     def _listen(self) -> None:
         fifo = self.paths.wake_fifo(self.host)
-        self._fifo = wake.listen(str(self.paths.private_dir(fifo.parent) / fifo.name))
+        try:
+            where = self.paths.private_dir(fifo.parent, in_place=True)
+        except FileNotFoundError:
+            return  # the state dir was deleted since the lease was taken: the first round stops
+        self._fifo = wake.listen(str(where / fifo.name))
         if self._fifo is None:
             log.info("cannot make the wake-up FIFO %s here (sshfs cannot): jobs on this host "
                      "are found by polling alone", fifo)

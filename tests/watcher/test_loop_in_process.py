@@ -6,6 +6,7 @@ journal, part of it). What the loop promises is checked round by round.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,15 @@ def test_an_event_that_breaks_the_handling_is_skipped_and_counted(lab: Lab) -> N
     assert [e.id for e in lab.url.sent] == ["j2:finish"]
     assert lab.watcher.state.stats.malformed == 1
 
+
+
+def test_a_state_dir_deleted_just_after_the_lease_was_taken_stays_deleted(tmp_path: Path) -> None:
+    # CI caught it: `rm -r` between the lease and the wake-up FIFO; the FIFO's
+    # directory used to bring the whole state dir back.
+    lab = Lab(tmp_path)
+    shutil.rmtree(lab.paths.state_dir)
+    w = Watcher(lab.paths, "w", config.load(lab.paths.config_file, {}), clock=lab.clock,  # type: ignore[arg-type]
+                fence=lab.lease, sources=[lab.source], targets_=[lab.inbox], wake_up=True)  # type: ignore[arg-type]
+    w.start()
+    assert w.run() == 0  # the first round sees it gone and stops
+    assert not lab.paths.state_dir.exists()
