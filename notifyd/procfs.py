@@ -9,6 +9,8 @@ formats are proc(5)'s.
 
 import os
 
+from notifyd import fsutil
+
 # Indexes into stat()'s fields, which start after the command name: field N
 # of proc(5) is index N-3 here.
 STATE = 0  # (3) a letter: R, S, D, Z, T, ...
@@ -132,7 +134,7 @@ def node_figures(proc: str = "/proc") -> "dict[str, float]":
     """
     figures: dict[str, float] = {}
     # Four finds, not a split of every line: a third of the cost, on every job.
-    data = b"\n" + read_head(proc + "/meminfo", PROC_READ_MAX)
+    data = b"\n" + fsutil.read_head(proc + "/meminfo", PROC_READ_MAX)
     for needle, key in _MEMINFO_LINES:
         at = data.find(needle)
         if at >= 0:
@@ -140,28 +142,13 @@ def node_figures(proc: str = "/proc") -> "dict[str, float]":
             words = data[at + len(needle): end if end >= 0 else len(data)].split()
             if words and _whole(words[0]):
                 figures[key] = int(words[0])
-    first = read_head(proc + "/loadavg", 256).split(b" ", 1)[0]  # "0.52 0.58 0.59 1/913 12345"
+    first = fsutil.read_head(proc + "/loadavg", 256).split(b" ", 1)[0]  # "0.52 0.58 0.59 1/913 12345"
     if first.replace(b".", b"", 1).isdigit() and float(first) < LOAD_MAX:
         figures["load1"] = float(first)
     cores = os.cpu_count()
     if cores:
         figures["cores"] = cores
     return figures
-
-
-def read_head(path: str, most: int) -> bytes:
-    """Up to `most` bytes of a file (b"" if it cannot be read): os.read, cheaper than open() here."""
-    try:
-        # O_NONBLOCK: a FIFO put in the place of a file must not hang the job's pingch.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):  # ValueError: a NUL byte in the test's directory name
-        return b""
-    try:
-        return os.read(fd, most)
-    except OSError:  # a directory (EISDIR), an I/O error
-        return b""
-    finally:
-        os.close(fd)
 
 
 def _whole(word: bytes) -> bool:

@@ -235,7 +235,7 @@ def write_settings(state_dir: str, start_warning: bool, warn_mem: float) -> None
 def read_settings(state_dir: str) -> "tuple[bool, float]":
     """(warn at start, warn_mem percent) from the watcher's file; the defaults where it says nothing."""
     on, warn_mem = True, DEFAULT_WARN_MEM
-    data = procfs.read_head(settings_path(state_dir), 1024) if state_dir else b""
+    data = fsutil.read_head(settings_path(state_dir), 1024) if state_dir else b""
     for line in data.decode("ascii", "replace").splitlines():
         key, _, value = line.partition("=")
         if key == "start_warning" and value in ("yes", "no"):

@@ -119,15 +119,8 @@ def _cause_path(lease_dir: str, host: str) -> str:
 
 
 def _read_cause(path: str) -> str:
-    """The cause in `path` ('' when there is none)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return ""
-    try:
-        return os.read(fd, CAUSE_MAX).decode("utf-8", "replace").strip()
-    finally:
-        os.close(fd)
+    """The cause in `path` ('' when there is none, or something else is in its place)."""
+    return fsutil.read_head(path, CAUSE_MAX, follow=False).decode("utf-8", "replace").strip()
 
 
 def record_cause(lease_dir: str, host: str, cause: str, *, told: bool = False) -> None:
@@ -163,12 +156,6 @@ def take_cause(lease_dir: str, host: str) -> str:
     except OSError:
         return ""
     return _read_cause(path + TOLD_SUFFIX)
-
-
-def last_cause(lease_dir: str, host: str) -> str:
-    """Why the last watcher on `host` could not start, told or not ('' if it started since)."""
-    path = _cause_path(lease_dir, host)
-    return _read_cause(path) or _read_cause(path + TOLD_SUFFIX)
 
 
 def clear_cause(lease_dir: str, host: str) -> None:

@@ -65,6 +65,23 @@ def test_an_unsafe_config_is_told_once_on_pingchs_stderr_with_the_fix(
     assert lease_holder(home) == 0 and receiver.bodies() == []
 
 
+def test_an_odd_file_in_place_of_the_cause_is_no_cause_and_never_blocks(
+        home: Home, receiver: Receiver) -> None:
+    # The lease dir is in the shared home: a FIFO there (no writer, so a plain
+    # read would wait for good) or a directory must not hang or break the job.
+    home.write_config(fast_config(receiver.url), mode=0o640)
+    note(home).parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(note(home))
+    p = home.pingch("-t", "fifo", "true", timeout=20)
+    assert p.returncode == 0 and SAID not in p.stderr, p.stderr
+    for each in (note(home), note(home).with_name(note(home).name + ".told")):
+        if each.exists() and not each.is_dir():
+            each.unlink()
+    note(home).mkdir()
+    p = home.pingch("-t", "directory", "true", timeout=20)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+
+
 def test_a_new_cause_is_told_again(home: Home, receiver: Receiver) -> None:
     home.write_config(fast_config(receiver.url), mode=0o640)
     jobs_while_none_can_start(home, "one", "two")
