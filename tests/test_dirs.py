@@ -18,12 +18,13 @@ import os
 import pwd
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from harness import REPO, Home, Receiver, fast_config, wait_until
+from harness import NOTIFYD, REPO, Home, Receiver, fast_config, wait_until
 from platformdirs.unix import Unix
 
 from notifyd import dirs, paths
@@ -143,7 +144,8 @@ def test_empty_and_relative_values_are_ignored_and_an_absolute_one_is_used() -> 
 
 
 def test_the_command_says_which_of_its_own_variables_it_ignores_for_being_relative(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dirs, "_said", set())  # as in a fresh process
     with environment({"HOME": "/h", "NOTIFYD_CONFIG": "my.conf", "NOTIFYD_STATE_DIR": "/abs/state",
                       "XDG_STATE_HOME": "rel"}):
         resolved = dirs.resolve()
@@ -151,6 +153,14 @@ def test_the_command_says_which_of_its_own_variables_it_ignores_for_being_relati
     err = capsys.readouterr().err
     assert "NOTIFYD_CONFIG='my.conf' is ignored: it is not an absolute path" in err
     assert "NOTIFYD_STATE_DIR" not in err and "XDG_STATE_HOME" not in err  # absolute; XDG's rule is quiet
+
+
+@pytest.mark.parametrize("verb", ["nodes", "procs", "status"])
+def test_an_ignored_variable_is_said_once_per_command(tmp_path: Path, verb: str) -> None:
+    env = {**os.environ, "HOME": str(tmp_path), "NOTIFYD_CONFIG": "my.conf", "NOTIFYD_STATE_DIR": "",
+           "XDG_CONFIG_HOME": "", "XDG_STATE_HOME": ""}
+    p = subprocess.run([NOTIFYD, verb], env=env, capture_output=True, text=True, timeout=60)
+    assert p.stderr.count("NOTIFYD_CONFIG='my.conf' is ignored") == 1, p.stderr
 
 
 @pytest.mark.parametrize("home_value", [None, "", "relative/home"], ids=["unset", "empty", "relative"])
