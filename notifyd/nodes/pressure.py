@@ -23,8 +23,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from notifyd.nodes.history import Sample
+
+if TYPE_CHECKING:
+    from notifyd.config import Config
 
 TREND_WINDOW = 600.0  # seconds of samples the trend is fitted over
 TREND_POINTS = 5  # fewer points than this make no trend
@@ -48,6 +52,11 @@ class Settings:
     warn_mem: float  # share of the memory, 0.10 for 10 %
     warn_ahead: float  # seconds
     cpu: bool = False
+
+    @classmethod
+    def of(cls, config: Config) -> Settings:
+        """From the config's [pressure] (warn_mem is a percentage there, a share here)."""
+        return cls(warn_mem=config.warn_mem / 100, warn_ahead=config.warn_ahead, cpu=config.pressure_cpu)
 
 
 @dataclass(frozen=True)

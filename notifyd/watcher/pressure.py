@@ -49,12 +49,6 @@ TOP_USERS = 3
 SNAPSHOT_SLACK = 5.0
 
 
-def settings(config: Config) -> rules.Settings:
-    """The rules' settings from the config ([pressure] warn_mem is a percentage, the rules take a share)."""
-    return rules.Settings(warn_mem=config.warn_mem / 100, warn_ahead=config.warn_ahead,
-                          cpu=config.pressure_cpu)
-
-
 def mark_sample(figures: Mapping[str, float], when: float) -> Sample | None:
     """A liveness mark as a sample at `when` (its mtime); None without the memory figures."""
     total, avail = figures.get("mem_total_kb"), figures.get("mem_avail_kb")
@@ -151,7 +145,7 @@ class Watch:
     def find(self, state: State, nodes: Mapping[str, reader.Node], config: Config,
              server_now: float) -> list[words.Finding]:
         """The nodes to tell of now (their episodes updated in `state`); stale records dropped."""
-        s = settings(config)
+        s = rules.Settings.of(config)
         hosts = jobs_by_host(state)
         found = []
         for host, jobs in sorted(hosts.items()):
@@ -193,7 +187,7 @@ class Watch:
             # and the delivery journal keeps one id a line.
             digest = hashlib.sha256(hosts.encode(errors="replace")).hexdigest()[:12]
             routing.pressure_alert(state, targets, entry_id=f"pressure:{server_now:.0f}:{digest}",
-                                   msg=words.alert(found, settings(config)), now=now)
+                                   msg=words.alert(found, rules.Settings.of(config)), now=now)
         return bool(found) or before != {k: v.to_json() for k, v in state.pressure.items()}
 
 
@@ -212,7 +206,7 @@ def after_kill(ev: dict[str, Any], procs_dir: Path, config: Config) -> list[str]
     if data is None:
         return []
     samples = [x for x in history.samples(data) if x.time <= end + SNAPSHOT_SLACK]
-    reading = rules.judge(samples, settings(config))
+    reading = rules.judge(samples, rules.Settings.of(config))
     if reading is None or not (reading.pressured or ev.get("oom") is True):
         return []
     node = reader.Node(host, data, 0.0, False)

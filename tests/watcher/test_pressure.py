@@ -109,7 +109,7 @@ def test_a_steady_fall_is_told_before_memory_is_low_and_noise_is_not(tmp_path: P
 
 
 def message_of(found: list[Any], conf: config.Config = CONF) -> str:
-    msg = pressure.words.alert(found, pressure.settings(conf))
+    msg = pressure.words.alert(found, pressure.rules.Settings.of(conf))
     return f"{msg.title}\n{msg.body}"
 
 
@@ -130,7 +130,7 @@ def test_the_alert_names_the_node_its_memory_the_top_users_and_the_users_biggest
 def test_several_nodes_in_one_round_make_one_message(tmp_path: Path) -> None:
     nodes = [Snapshots(f"node{i}").minute(0.03) for i in range(5)]
     found = _round(pressure.Watch(str(tmp_path)), _state(*(n.host for n in nodes)), nodes, T0)
-    msg = pressure.words.alert(found, pressure.settings(CONF))
+    msg = pressure.words.alert(found, pressure.rules.Settings.of(CONF))
     assert msg.title == "⚠️ pressure on 5 nodes where your jobs run: node0, node1, node2 and 2 more"
     assert all(f"**node{i}**" in msg.body for i in range(5))
 
@@ -335,7 +335,7 @@ def test_the_pressure_keys_are_read_from_the_config_and_a_bad_one_is_named(tmp_p
     conf = config.load(path, {})
     assert (conf.warn_mem, conf.warn_ahead, conf.alert_every, conf.pressure_cpu, conf.pressure_alerts) == (
         7.5, 1200.0, 3600.0, True, False)
-    assert pressure.settings(conf).warn_mem == 0.075
+    assert pressure.rules.Settings.of(conf).warn_mem == 0.075
     path.write_text("[pressure]\nwarn_mem = lots\n")
     with pytest.raises(NotifydError, match=r"warn_mem = 'lots' is not valid: expected a percentage"):
         config.load(path, {})

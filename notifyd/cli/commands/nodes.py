@@ -155,7 +155,7 @@ def command(
         slurm.sort(key=lambda n: tuple(-x for x in _slurm_room(n)))
     if as_json:
         cfg = config(context()[0])
-        settings = pressure.Settings(cfg.warn_mem / 100, cfg.warn_ahead, cfg.pressure_cpu)
+        settings = pressure.Settings.of(cfg)
         typer.echo(json.dumps([*(_as_json(n, settings) for n in nodes), *map(_slurm_json, slurm)], indent=1))
         return 0 if nodes or slurm or not free else 1
     if not nodes and slurm:
