@@ -47,6 +47,11 @@ def shown(script: str, name: str) -> str:
     return name if on_path(script, name) else shlex.quote(script)
 
 
+def typed(name: str) -> str:
+    """How to type this installation's `notifyd` or `pingch` here (see shown())."""
+    return shown(script(name), name)
+
+
 def hook_file(config_dir: Path) -> tuple[Path, bool]:
     """The hook to source from ~/.bashrc, and whether it was (re)written now.
 

@@ -24,14 +24,14 @@ def init_hint() -> list[str]:
     from notifyd.setup import hook
 
     return ["to get them on Discord, Matrix, email...:",
-            f"  {hook.shown(hook.script('notifyd'), 'notifyd')} init"]
+            f"  {hook.typed('notifyd')} init"]
 
 
 def ensure_hint() -> str:
     """How to start a watcher, as it can be typed here (the full path when notifyd is off PATH)."""
     from notifyd.setup import hook
 
-    return f"{hook.shown(hook.script('notifyd'), 'notifyd')} ensure"
+    return f"{hook.typed('notifyd')} ensure"
 
 
 def ago(seconds: float) -> str:

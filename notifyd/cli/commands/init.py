@@ -69,7 +69,7 @@ def command(
     if not delivered:
         typer.echo("the test message did not arrive everywhere (above); the config is written: "
                    "fix what the test said, then run notifyd test", err=True)
-    typer.echo(f"try it:  {hook.shown(hook.script('pingch'), 'pingch')} -t hello sleep 5")
+    typer.echo(f"try it:  {hook.typed('pingch')} -t hello sleep 5")
     if not delivered:
         return int(ExitStatus.DELIVERY)
     return int(ExitStatus.ERROR) if failed_steps else 0

@@ -151,7 +151,8 @@ def _print(report: dict[str, Any]) -> None:
     if w is None or not w["running"]:
         state_text = "not running" if w is None or w["released"] else (
             f"not running (pid {w['pid']} on {w['host']} silent for {w['heartbeat_age']:.0f} s)")
-        _say(f"watcher:    {state_text}; start it with: {ensure_hint()}", whole=(ensure_hint(),))
+        hint = ensure_hint()
+        _say(f"watcher:    {state_text}; start it with: {hint}", whole=(hint,))
     else:
         since = _local(w["since"])
         _say(f"watcher:    running on {w['host']}, pid {w['pid']}, since {since} "
