@@ -165,7 +165,8 @@ def watcher_looks_alive(lease_dir: str, host: str) -> bool:
         if fields.get("host") == host:
             pid_start = fields.get("pid_start", "")
             return bool(pid_start) and procfs.start_ticks(int(fields["pid"])) == pid_start
-        return time.time() - mtime < 3 * float(fields["timeout"])
+        timeout = float(fields["timeout"])  # garbled (inf, nan, <= 0): lease.py judges it
+        return 0 < timeout <= 86400 * 365 and time.time() - mtime < 3 * timeout
     except (OSError, KeyError, ValueError):
         return False
 

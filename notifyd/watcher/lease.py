@@ -37,6 +37,10 @@ SPAWN_PREFIX = "spawn."
 SPAWN_DEBOUNCE = 15.0
 
 
+TIMEOUT_MAX = 86400.0 * 365  # a lease's own timeout beyond a year is no notifyd's
+SINCE_MAX = 2.0**33  # Unix seconds to the year 2242, as events' times (spool/events.py)
+
+
 class LeaseLost(Exception):
     """Another watcher holds the lease now; this one must stop at once."""
 
@@ -60,6 +64,12 @@ class LeaseInfo:
         except ValueError:
             # Not written by notifyd: judged by its age alone.
             self.pid, self.since, self.timeout = 0, 0.0, 60.0
+        # A garbled file must neither keep the lease for good (an infinite or NaN
+        # timeout is never passed) nor break the date `notifyd ensure` shows.
+        if not 0 < self.timeout <= TIMEOUT_MAX:
+            self.timeout = 60.0
+        if not 0 <= self.since < SINCE_MAX:
+            self.since = 0.0
 
 
 def _format(fields: dict[str, object]) -> bytes:

@@ -83,6 +83,15 @@ def bad_timeout(d: Path) -> None:
     write_lease(d, 1, fields(timeout="soon"))
 
 
+def endless_timeout(d: Path) -> None:
+    # A garbled timeout must not keep a holder silent for days alive for good.
+    write_lease(d, 1, fields(timeout="inf"), age=10 * 86400)
+
+
+def nan_timeout(d: Path) -> None:
+    write_lease(d, 1, fields(timeout="nan"))
+
+
 def no_lease(d: Path) -> None:
     pass
 
@@ -91,7 +100,7 @@ def no_lease(d: Path) -> None:
 CASES: list[tuple[Callable[[Path], None], bool | None]] = [
     (held_here, True), (held_elsewhere, True), (released_here, False), (dead_holder_here, False),
     (reused_pid_here, False), (silent_elsewhere, False), (newer_released, False), (no_lease, False),
-    (not_a_lease, None), (bad_timeout, None),
+    (not_a_lease, None), (bad_timeout, None), (endless_timeout, False), (nan_timeout, None),
 ]
 
 

@@ -329,3 +329,18 @@ def test_lease_not_written_by_notifyd_is_judged_by_age_with_default_timeout() ->
     assert (info.pid, info.timeout) == (0, 60.0)
     assert lease.is_stale(info, HOST, 1000.0 + 61) is True
     assert lease.is_stale(info, HOST, 1000.0 + 59) is False
+
+
+@pytest.mark.parametrize("timeout", ["inf", "nan", "-5", "0", "1e400"])
+def test_a_lease_whose_timeout_is_no_duration_is_judged_by_the_default(timeout: str) -> None:
+    info = LeaseInfo(1, {"host": OTHER, "pid": "1", "timeout": timeout}, 1000.0)
+    assert info.timeout == 60.0
+    assert lease.is_stale(info, HOST, 1000.0 + 61) is True
+
+
+@pytest.mark.parametrize("since", ["inf", "nan", "-1", "1e300"])
+def test_a_lease_started_at_no_date_is_shown_without_one(since: str) -> None:
+    from notifyd.cli.commands.ensure import describe
+
+    info = LeaseInfo(1, {"host": OTHER, "pid": "7", "since": since}, 1000.0)
+    assert describe(info) == f"pid 7 on {OTHER}, since ?"
