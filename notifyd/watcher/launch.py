@@ -91,8 +91,7 @@ def start_watcher(state_dir: str, host: str, careful: bool, *, force: bool = Fal
     """
     lease_dir = paths.lease_dir_str(state_dir)
     if careful:
-        info = lease.current(lease_dir)
-        if info is not None and not lease.is_stale(info, host, fsutil.server_now(lease_dir, host)):
+        if live_holder(lease_dir, host) is not None:
             return 0
     elif lease.quick_live(lease_dir, host):
         return 0
@@ -100,6 +99,14 @@ def start_watcher(state_dir: str, host: str, careful: bool, *, force: bool = Fal
     if not lease.should_spawn(lease_dir, host) and not force:
         return 0
     return spawn_detached(watcher_argv())
+
+
+def live_holder(lease_dir: str, host: str) -> "lease.LeaseInfo | None":
+    """The lease's holder if it is alive, judged exactly as a candidate would (the server's clock)."""
+    info = lease.current(lease_dir)
+    if info is None or lease.is_stale(info, host, fsutil.server_now(lease_dir, host)):
+        return None
+    return info
 
 
 # Why no watcher can start on a host, in lease/: written by the watcher that

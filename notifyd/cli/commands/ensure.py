@@ -52,12 +52,12 @@ def start_attended(paths: Paths, host: str) -> str:
     person may have just fixed what stopped the last try.
     """
     lease_dir = str(paths.lease_dir)
-    holder = live_holder(lease_dir, host)
+    holder = launch.live_holder(lease_dir, host)
     if holder is not None:
         return f"watcher: already running: {describe(holder)}"
     pid = launch.start_watcher(str(paths.state_dir), host, careful=True, force=True)
     if pid == 0:  # one took the lease between the two looks
-        holder = live_holder(lease_dir, host)
+        holder = launch.live_holder(lease_dir, host)
         return f"watcher: already running: {describe(holder) if holder else 'just started'}"
     deadline = time.monotonic() + START_WAIT
     while time.monotonic() < deadline:
@@ -75,7 +75,7 @@ def start_attended(paths: Paths, host: str) -> str:
 def _exited(paths: Paths, host: str, code: int) -> str:
     """The watcher we started ended: another one won the lease, or it could not start (why)."""
     lease_dir = str(paths.lease_dir)
-    holder = live_holder(lease_dir, host)
+    holder = launch.live_holder(lease_dir, host)
     if code == 0 and holder is not None:
         return f"watcher: already running: {describe(holder)} (it took the lease first)"
     # Printed here, so no pingch need tell it again.
@@ -83,16 +83,6 @@ def _exited(paths: Paths, host: str, code: int) -> str:
     if cause:
         raise NotifydError(f"no watcher can start on {host}: {cause}")
     raise NotifydError(f"the watcher exited at once (status {code}); see its log: {paths.log_file(host)}")
-
-
-def live_holder(lease_dir: str, host: str) -> lease.LeaseInfo | None:
-    """The lease's holder if it is alive (judged as a candidate would), else None."""
-    from notifyd import fsutil
-
-    info = lease.current(lease_dir)
-    if info is None or lease.is_stale(info, host, fsutil.server_now(lease_dir, host)):
-        return None
-    return info
 
 
 def describe(info: lease.LeaseInfo) -> str:
