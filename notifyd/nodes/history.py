@@ -25,7 +25,7 @@ FIELDS = ("time", "mem_available", "mem_total", "swap_used", "swap_total", "load
 # few missed cron runs still leave the trend enough points. ~2 KB a file.
 KEEP = 30
 MAX_ROWS = 120  # a reader accepts this many (a writer configured otherwise), no more
-_BIG = 2**62
+BIG = 2**62  # bytes, pids, cores: anything a real node reports is far below
 _REQUIRED = 3  # time, mem_available and mem_total are never null
 
 
@@ -50,12 +50,12 @@ class Sample:
         return self.mem_available / self.mem_total if self.mem_total > 0 else 1.0
 
 
-def _number(value: Any) -> TypeGuard[float]:
-    """A real number (not bool, not NaN/inf) within [0, 2**62]."""
+def in_range(value: Any, low: float = 0, high: float = BIG) -> TypeGuard[float]:
+    """A real number (not bool, not NaN/inf) within [low, high]: what a snapshot's figures must be."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
     # Compare before isfinite(): a 400-digit int overflows float conversion.
-    return 0 <= value <= _BIG and (isinstance(value, int) or math.isfinite(value))
+    return low <= value <= high and (isinstance(value, int) or math.isfinite(value))
 
 
 def problem(value: Any) -> str | None:
@@ -67,8 +67,8 @@ def problem(value: Any) -> str | None:
     for row in value:
         if not isinstance(row, list) or len(row) != len(FIELDS):
             return f"a history row is not a list of {len(FIELDS)} numbers"
-        if not all(_number(x) for x in row[:_REQUIRED]) or not all(
-                x is None or _number(x) for x in row[_REQUIRED:]):
+        if not all(in_range(x) for x in row[:_REQUIRED]) or not all(
+                x is None or in_range(x) for x in row[_REQUIRED:]):
             return "a history row holds a number out of range"
     return None
 
@@ -83,11 +83,11 @@ def current(snapshot: dict[str, Any]) -> Sample:
 
     def opt(key: str) -> float | None:
         value = snapshot.get(key)
-        return float(value) if _number(value) else None
+        return float(value) if in_range(value) else None
 
     return Sample(float(snapshot["time"]), float(snapshot["mem_available"]), float(snapshot["mem_total"]),
                   opt("swap_used"), opt("swap_total"),
-                  float(load[0]) if _number(load[0]) else None, opt("cpu_count"))
+                  float(load[0]) if in_range(load[0]) else None, opt("cpu_count"))
 
 
 def samples(snapshot: dict[str, Any]) -> list[Sample]:
@@ -114,7 +114,7 @@ def carry(previous: dict[str, Any] | None, snapshot: dict[str, Any], keep: int =
     snapshot (the node's clock was set back).
     """
     booted = snapshot.get("boot_time")
-    boot = float(booted) if _number(booted) else 0.0
+    boot = float(booted) if in_range(booted) else 0.0
     now = current(snapshot)
     kept: list[Sample] = []
     if previous is not None:

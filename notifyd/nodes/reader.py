@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import stat
 import time
@@ -91,7 +90,7 @@ class Node:
         ranked = []
         for name, v in users.items():
             rss, procs = v.get("rss", 0), v.get("procs", 0)
-            if _in_range(rss) and _in_range(procs) and rss > 0:
+            if history.in_range(rss) and history.in_range(procs) and rss > 0:
                 ranked.append((str(name), int(procs), int(rss)))
         return sorted(ranked, key=lambda item: -item[2])[:n]
 
@@ -106,19 +105,10 @@ class Node:
 MAX_FILES = 1000  # a directory with more is a prank or a mistake: the rest is skipped
 MAX_TOTAL_BYTES = 128 * 1024 * 1024
 _NUMBER = (int, float)
-_BIG = 2**62  # bytes, pids, cores: anything a real node reports is far below
 _PROC_FIELDS: dict[str, type | tuple[type, ...]] = {
     "pid": int, "user": str, "cpu": _NUMBER, "mem": _NUMBER, "rss": int,
     "elapsed": _NUMBER, "state": str, "cmd": str,
 }
-
-
-def _in_range(value: Any, low: float = 0, high: float = _BIG) -> bool:
-    """A real number (not bool, not NaN/inf) within [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, _NUMBER):
-        return False
-    # Compare before isfinite(): a 400-digit int overflows float conversion.
-    return low <= value <= high and (isinstance(value, int) or math.isfinite(value))
 
 
 def _problem(data: Any) -> str | None:
@@ -139,30 +129,30 @@ def _problem(data: Any) -> str | None:
     for key, kind in checks:
         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
             return f"field {key!r} missing or of the wrong type"
-    if not (_in_range(data["cpu_count"], 1, 1_000_000) and len(data["load"]) == 3
-            and all(_in_range(x, 0, 1e7) for x in data["load"])):
+    if not (history.in_range(data["cpu_count"], 1, 1_000_000) and len(data["load"]) == 3
+            and all(history.in_range(x, 0, 1e7) for x in data["load"])):
         return "cpu_count or load out of range"
     for key in ("time", "mem_total", "mem_available"):
-        if not _in_range(data[key]):
+        if not history.in_range(data[key]):
             return f"field {key!r} out of range"
     for row in data["procs"]:
         if not isinstance(row, dict) or any(
                 not isinstance(row.get(k), t) for k, t in _PROC_FIELDS.items()):
             return "a process row is missing fields"
-        if not all(_in_range(row[k]) for k in ("pid", "cpu", "mem", "rss", "elapsed")):
+        if not all(history.in_range(row[k]) for k in ("pid", "cpu", "mem", "rss", "elapsed")):
             return f"process {row['pid']}: a number out of range"
     # Optional fields: absent is fine, present must be usable.
     for key in ("swap_used", "swap_total", "cpu_busy", "boot_time"):
-        if key in data and not _in_range(data[key]):
+        if key in data and not history.in_range(data[key]):
             return f"field {key!r} is not a number in range"
     for name, user in data["users"].items():
-        if not isinstance(user, dict) or not _in_range(user.get("cpu", 0)):
+        if not isinstance(user, dict) or not history.in_range(user.get("cpu", 0)):
             return f"user entry {name!r} is malformed"
     # Every pid with its start time, which watcher/lost.py looks a running job up in.
     pids = data.get("pids", [])
     if not isinstance(pids, list) or not all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and _in_range(p[0])
-            and _in_range(p[1]) for p in pids):
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], int) and history.in_range(p[0])
+            and history.in_range(p[1]) for p in pids):
         return "field 'pids' is not a list of [pid, start time] pairs"
     if "history" in data:
         trouble = history.problem(data["history"])
@@ -170,8 +160,8 @@ def _problem(data: Any) -> str | None:
             return trouble
     gpus = data.get("gpus", [])
     if not isinstance(gpus, list) or not all(
-            isinstance(g, dict) and _in_range(g.get("util", 0)) and isinstance(g.get("procs", []), list)
-            for g in gpus):
+            isinstance(g, dict) and history.in_range(g.get("util", 0))
+            and isinstance(g.get("procs", []), list) for g in gpus):
         return "field 'gpus' is malformed"
     return None
 
