@@ -24,6 +24,7 @@ from notifyd.notify.outcome import BAD, exit_words
 from notifyd.notify.targets import INBOX_KEY
 from notifyd.paths import Paths
 from notifyd.records import NUMBER_MAX, LostJob, OutboxEntry, RunningJob
+from notifyd.spool import legacy
 from notifyd.spool.events import TIME_MAX
 
 # A lost job that later finishes has a ":lost" and a ":finish" record: the finish wins.
@@ -213,14 +214,13 @@ def _from_lost(job: str, lost: LostJob, deliveries: Deliveries) -> Finished:
 
 
 def _running(running: dict[str, RunningJob]) -> list[Running]:
-    rows = [Running(job=job, title=r.title or r.cmd or "", host=r.host or host_of_job(job), pid=r.pid,
+    return [Running(job=job, title=r.title or r.cmd or "", host=r.host or host_of_job(job), pid=r.pid,
                     user=r.user or "", cwd=r.cwd or "", group=r.group or "", start_ts=r.start_ts,
                     slurm_job=str(r.slurm.get("slurm_job") or ""),
                     state=str(r.slurm.get("slurm_state") or ""),
                     reason=str(r.slurm.get("slurm_reason") or ""),
                     source="pingch" if r.source == "spool" else r.source)
             for job, r in running.items()]
-    return sorted(rows, key=lambda r: r.start_ts or 0.0)
 
 
 def legacy_running(saved: state.State) -> list[Running]:
@@ -241,9 +241,9 @@ def legacy_running(saved: state.State) -> list[Running]:
             continue
         ts = _when(started.get("ts"))
         title = _text(started.get("title")) or f"pid {pid}"
-        rows.append(Running(job=f"legacy-{host}-{pid}-{int(ts or 0)}", title=title, host=host,
+        rows.append(Running(job=legacy.job_id(host, pid, ts), title=title, host=host,
                             pid=int(pid), user="", cwd="", group="", start_ts=ts, source="pingchilling"))
-    return sorted(rows, key=lambda r: r.start_ts or 0.0)
+    return rows
 
 
 def _finished(records: Iterable[dict[str, Any]], saved: state.State, deliveries: Deliveries,

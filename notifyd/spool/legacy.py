@@ -34,6 +34,11 @@ class LegacyLine:
         return f"{self.pid}@{self.host}"
 
 
+def job_id(host: str, pid: int | str, start_ts: float | None) -> str:
+    """The id a legacy job goes by: its finish, `notifyd jobs` and the inbox all name it so."""
+    return f"legacy-{host}-{pid}-{int(start_ts or 0)}"
+
+
 def parse(raw: bytes) -> LegacyLine:
     """One line, or ValueError saying why it is not one."""
     try:

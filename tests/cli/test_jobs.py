@@ -27,6 +27,8 @@ from harness import (
     wait_until,
 )
 
+from notifyd.state import LEGACY_CURSOR
+
 NOW = time.time()
 URL_KEY = "0123456789abcdef"  # a pushed URL's key in the state file (sender.url_key)
 
@@ -392,7 +394,7 @@ def test_json_is_one_object_with_running_and_finished_lists(home: Home) -> None:
 
 def legacy_cursor(open_starts: dict[str, Any]) -> dict[str, Any]:
     """The legacy source's cursor as watcher/sources/legacy.py saves it."""
-    return {"legacy:.pingchilling": {"offset": 0, "open": open_starts, "history_until": 0}}
+    return {LEGACY_CURSOR: {"offset": 0, "open": open_starts, "history_until": 0}}
 
 
 def test_legacy_jobs_still_running_are_listed_beside_pingch_jobs(home: Home) -> None:

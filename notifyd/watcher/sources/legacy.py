@@ -104,7 +104,7 @@ def pair(item: legacy.LegacyLine, open_starts: dict[str, Any]) -> dict[str, Any]
     arg = item.arg.strip()
     return {
         "v": 1, "ev": "finish", "legacy": True,
-        "job": f"legacy-{item.host}-{item.pid}-{int(start_ts or item.ts)}",
+        "job": legacy.job_id(item.host, item.pid, start_ts or item.ts),
         "host": item.host, "pid": item.pid,
         "title": title if isinstance(title, str) else f"pid {item.pid}",
         "start_ts": start_ts, "ts": item.ts,
