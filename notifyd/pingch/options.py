@@ -117,8 +117,8 @@ def _check_values(opts: Options, values: dict[str, tuple[str, str]]) -> None:
         if attr == "pid":
             if not (value.isascii() and value.isdigit()) or int(value) <= 0:
                 usage_error(f"{name} needs a process id (a positive number), not {value!r}")
-            if int(value) > pid_max():
-                usage_error(f"{name} needs a process id from 1 to {pid_max()} (this system's "
+            if int(value) > (most := pid_max()):
+                usage_error(f"{name} needs a process id from 1 to {most} (this system's "
                             f"pid_max), not {value!r}; ps -u $USER lists yours")
             opts.pid = int(value)
         elif attr == "lines":

@@ -417,7 +417,7 @@ def small_state_dir(home: Home) -> Iterator[Path]:
             yield mounted
             home.kill_watchers()
     except PermissionError as exc:
-        pytest.skip(reason=f"a full disk needs a tmpfs mount: {exc}")
+        pytest.skip(reason=f"a full disk needs a tmpfs mount, which needs root (CAP_SYS_ADMIN): {exc}")
 
 
 def _leave_room(home: Home, room: int) -> list[str]:
