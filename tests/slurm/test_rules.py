@@ -260,6 +260,18 @@ def test_a_record_gone_is_told_from_accounting_where_it_is_kept() -> None:
     assert (ev["slurm_state"], ev["exit"]) == ("FAILED", 2) and not ev.get("slurm_gone")
 
 
+def test_an_array_waits_for_a_task_whose_end_waits_for_accounting() -> None:
+    lab = Lab()
+    lab.poll(*[line(10 + i, "RUNNING", array=10, task=str(i)) for i in range(2)])
+    ended = [line(10, "COMPLETED", array=10, task="0"), line(11, "FAILED", array=10, task="1", exit_raw=256)]
+    stale = acct("10_0", 10, "COMPLETED") + acct("10_1", 11, "RUNNING")
+    assert [e for e in lab.poll(*ended, sacct=stale) if e["ev"] == "finish"] == []
+    final = acct("10_0", 10, "COMPLETED") + acct("10_1", 11, "FAILED", "1:0")
+    finishes = [e for e in lab.poll(*ended, sacct=final) if e["ev"] == "finish"]
+    assert sorted(e["slurm_job"] for e in finishes) == ["10_0", "10_1"]  # one summary, both tasks
+    assert lab.poll(*ended, sacct=final) == []
+
+
 def test_an_array_is_told_when_its_last_task_ends() -> None:
     lab = Lab()
     tasks = [line(10 + i, "RUNNING", array=10, task=str(i)) for i in range(3)]

@@ -323,7 +323,9 @@ class Pass:
                 if not entry.get("told"):
                     self._vanished(int(raw), entry)
                 del self.jobs[raw]  # purged by the controller: forgotten here too
-        active = {j.array_job_id for j in queue if not states.is_end(j.state)}
+        # A task whose end waits a poll (accounting's final line, a requeue) keeps its array open.
+        active = {j.array_job_id for j in queue if not states.is_end(j.state)
+                  or not (self.jobs.get(str(j.job_id)) or {}).get("told")}
         arrays: dict[str, list[dict[str, Any]]] = self.cur.get("arrays") or {}
         for array, evs in list(arrays.items()):
             if int(array) not in active:  # its last task has ended: all of them go out now
