@@ -6,7 +6,7 @@ Not a verb: the two verbs share it, and verbs do not import each other.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import typer
 
@@ -14,17 +14,30 @@ from notifyd.cli.commands.common import config, context
 from notifyd.nodes import reader as nodeview
 
 if TYPE_CHECKING:
+    from notifyd.config import Config
+    from notifyd.paths import Paths
     from notifyd.slurm.parse import SlurmNode
 
 # sinfo answers in well under a second; a controller that hangs must not hold the table up.
 SINFO_TIMEOUT = 10.0
 
 
-def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
-    """Every usable snapshot (only `node_filter`'s hosts, if given); a note on stderr per skipped file."""
+class Where(NamedTuple):
+    """The paths, this host and the config, resolved once per command (a warning is said once)."""
+
+    paths: Paths
+    host: str
+    config: Config
+
+
+def where() -> Where:
     paths, host = context()
-    cfg = config(paths)
-    nodes, notes = nodeview.load(paths.procs_dir(cfg.procs_dir), cfg.stale_after, host)
+    return Where(paths, host, config(paths))
+
+
+def load_nodes(at: Where, node_filter: list[str] | None) -> list[nodeview.Node]:
+    """Every usable snapshot (only `node_filter`'s hosts, if given); a note on stderr per skipped file."""
+    nodes, notes = nodeview.load(at.paths.procs_dir(at.config.procs_dir), at.config.stale_after, at.host)
     for note in notes:
         typer.echo(f"notifyd: {note}", err=True)
     if node_filter:
@@ -32,17 +45,16 @@ def load_nodes(node_filter: list[str] | None) -> list[nodeview.Node]:
     return nodes
 
 
-def say_no_snapshots(node_filter: list[str] | None) -> None:
+def say_no_snapshots(at: Where, node_filter: list[str] | None) -> None:
     """What `procs` and `nodes` print when there is nothing to show, and what to run."""
-    said = no_snapshots(node_filter)
+    said = no_snapshots(at, node_filter)
     if said:
         typer.echo(said)
 
 
-def no_snapshots(node_filter: list[str] | None) -> str:
+def no_snapshots(at: Where, node_filter: list[str] | None) -> str:
     """The words for say_no_snapshots(); empty when the directory cannot be read (load_nodes() said why)."""
-    paths, _host = context()
-    directory = paths.procs_dir(config(paths).procs_dir)
+    directory = at.paths.procs_dir(at.config.procs_dir)
     if node_filter:
         return f"no snapshot of {', '.join(node_filter)} in {directory}"
     try:
@@ -59,7 +71,7 @@ def no_snapshots(node_filter: list[str] | None) -> str:
             "(notifyd snapshot writes one; notifyd cron install runs it every minute)")
 
 
-def load_slurm_nodes(node_filter: list[str] | None) -> list[SlurmNode]:
+def load_slurm_nodes(at: Where, node_filter: list[str] | None) -> list[SlurmNode]:
     """The cluster's nodes from one `sinfo` call, where this host has SLURM's tools and [slurm] allows.
 
     None of them when there is no SLURM here; a note on stderr when sinfo
@@ -67,8 +79,7 @@ def load_slurm_nodes(node_filter: list[str] | None) -> list[SlurmNode]:
     """
     from notifyd.slurm import parse, tools
 
-    paths, _host = context()
-    cfg = config(paths)
+    cfg = at.config
     if cfg.slurm == "no" or not tools.available():
         return []
     answer = tools.run(parse.sinfo_argv(), min(cfg.slurm_timeout, SINFO_TIMEOUT))

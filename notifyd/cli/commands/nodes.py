@@ -19,8 +19,7 @@ import json
 
 import typer
 
-from notifyd.cli.commands.common import config, context
-from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes, say_no_snapshots
+from notifyd.cli.nodes_view import load_nodes, load_slurm_nodes, say_no_snapshots, where
 from notifyd.cli.tables import colour
 from notifyd.errors import ExitStatus, NotifydError
 from notifyd.nodes import pressure
@@ -145,8 +144,9 @@ def command(
     except ValueError as exc:
         raise NotifydError(f"--mem: {mem!r} is not {exc} (for example: --mem 20G)",
                            ExitStatus.USAGE) from None
-    nodes = sorted(load_nodes(node), key=lambda n: n.host)
-    slurm = sorted(load_slurm_nodes(node), key=lambda n: n.name)
+    at = where()
+    nodes = sorted(load_nodes(at, node), key=lambda n: n.host)
+    slurm = sorted(load_slurm_nodes(at, node), key=lambda n: n.name)
     if free:
         nodes = [n for n in nodes if not n.stale and n.free_cores >= cpus and n.mem_free >= need_mem]
         nodes.sort(key=lambda n: (-n.free_cores, -n.mem_free))
@@ -154,8 +154,7 @@ def command(
                  _slurm_room(n)[1] * 2**20 >= need_mem]
         slurm.sort(key=lambda n: tuple(-x for x in _slurm_room(n)))
     if as_json:
-        cfg = config(context()[0])
-        settings = pressure.Settings.of(cfg)
+        settings = pressure.Settings.of(at.config)
         typer.echo(json.dumps([*(_as_json(n, settings) for n in nodes), *map(_slurm_json, slurm)], indent=1))
         return 0 if nodes or slurm or not free else 1
     if not nodes and slurm:
@@ -166,7 +165,7 @@ def command(
             typer.echo(f"no fresh node has {cpus:g} free cores and {human_bytes(need_mem)} "
                        "free memory now", err=True)
             return 1
-        say_no_snapshots(node)
+        say_no_snapshots(at, node)
         return 0
     # Names are never cut: compute-node-017 and -018 must stay apart.
     w = max([4, *(len(printable(n.host)) for n in nodes)])

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from notifyd.cli.nodes_view import load_nodes, say_no_snapshots
+from notifyd.cli.nodes_view import load_nodes, say_no_snapshots, where
 from notifyd.cli.tables import colour
 from notifyd.nodes import reader as nodeview
 from notifyd.text import human_age, human_bytes, human_elapsed, printable
@@ -82,7 +82,8 @@ def command(
 ) -> int:
     if sort not in SORT_KEYS:
         raise typer.BadParameter(f"--sort takes one of {', '.join(SORT_KEYS)}, not {sort!r}")
-    nodes = load_nodes(node)
+    at = where()
+    nodes = load_nodes(at, node)
     if as_json:
         typer.echo(json.dumps([
             {"node": n.host, "stale": n.stale, "age": round(n.age, 1), "load": n.data["load"],
@@ -91,7 +92,7 @@ def command(
              "procs": _rows(n, user, min_cpu, sort)} for n in nodes], indent=1))
         return 0
     if not nodes:
-        say_no_snapshots(node)
+        say_no_snapshots(at, node)
         return 0
     width = max(60, shutil.get_terminal_size((80, 24)).columns)
     for i, n in enumerate(sorted(nodes, key=lambda n: n.host)):
