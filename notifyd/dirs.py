@@ -18,9 +18,6 @@ from notifyd import paths
 from notifyd.errors import NotifydError
 
 APP = "notifyd"
-# What _say_ignored() has said in this process: a verb resolves the paths more
-# than once (`notifyd nodes` does for its snapshots and for SLURM's nodes).
-_said: set[tuple[str, str]] = set()
 
 
 def resolve() -> paths.Paths:
@@ -54,8 +51,7 @@ def _say_ignored(env: Mapping[str, str]) -> None:
     """
     for name in ("NOTIFYD_CONFIG", "NOTIFYD_STATE_DIR"):
         value = env.get(name, "")
-        if value and not paths.absolute(value) and (name, value) not in _said:
-            _said.add((name, value))
+        if value and not paths.absolute(value):
             print(f"notifyd: {name}={value!r} is ignored: it is not an absolute path, and pingch, "
                   f"the watcher and notifyd run in different directories; give an absolute one",
                   file=sys.stderr)

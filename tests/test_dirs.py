@@ -144,8 +144,7 @@ def test_empty_and_relative_values_are_ignored_and_an_absolute_one_is_used() -> 
 
 
 def test_the_command_says_which_of_its_own_variables_it_ignores_for_being_relative(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dirs, "_said", set())  # as in a fresh process
+        capsys: pytest.CaptureFixture[str]) -> None:
     with environment({"HOME": "/h", "NOTIFYD_CONFIG": "my.conf", "NOTIFYD_STATE_DIR": "/abs/state",
                       "XDG_STATE_HOME": "rel"}):
         resolved = dirs.resolve()
