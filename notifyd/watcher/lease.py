@@ -28,6 +28,7 @@ import time
 
 from notifyd import fsutil, procfs
 from notifyd.fsutil import server_now
+from notifyd.spool.events import TIME_MAX
 
 PREFIX = "lease."
 STOP_PREFIX = "stop."
@@ -38,7 +39,6 @@ SPAWN_DEBOUNCE = 15.0
 
 
 TIMEOUT_MAX = 86400.0 * 365  # a lease's own timeout beyond a year is no notifyd's
-SINCE_MAX = 2.0**33  # Unix seconds to the year 2242, as events' times (spool/events.py)
 
 
 class LeaseLost(Exception):
@@ -68,7 +68,7 @@ class LeaseInfo:
         # timeout is never passed) nor break the date `notifyd ensure` shows.
         if not 0 < self.timeout <= TIMEOUT_MAX:
             self.timeout = 60.0
-        if not 0 <= self.since < SINCE_MAX:
+        if not 0 <= self.since <= TIME_MAX:  # a start no calendar shows
             self.since = 0.0
 
 

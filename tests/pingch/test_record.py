@@ -129,3 +129,9 @@ def test_the_quick_check_does_not_follow_a_symlinked_lease_file(tmp_path: Path) 
     (tmp_path / "elsewhere").write_text(fields())
     (lease_dir / "lease.1").symlink_to(tmp_path / "elsewhere")
     assert watcher_looks_alive(str(lease_dir), HOST) is False
+
+
+def test_the_quick_checks_timeout_bound_is_the_leases() -> None:
+    from notifyd.pingch.record import LEASE_TIMEOUT_MAX
+
+    assert LEASE_TIMEOUT_MAX == lease.TIMEOUT_MAX
